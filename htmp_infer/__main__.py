@@ -1,0 +1,7 @@
+"""``python -m htmp_infer``: the command line."""
+
+import sys
+
+from htmp_infer.cli import main
+
+sys.exit(main())

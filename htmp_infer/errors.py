@@ -1,0 +1,20 @@
+"""Exceptions and warnings raised by htmp-infer."""
+
+from __future__ import annotations
+
+__all__ = ["ConvergenceWarning", "HTMPError", "SpectrumError"]
+
+
+class HTMPError(Exception):
+    """Base class of the errors htmp-infer raises on bad input.
+
+    The CLI reports these as a single line and exits with status 2.
+    """
+
+
+class SpectrumError(HTMPError, ValueError):
+    """A spectrum (eigenvalues or matrix) that cannot be fitted."""
+
+
+class ConvergenceWarning(UserWarning):
+    """MCMC diagnostics (r-hat, ESS, divergences) crossed their thresholds."""

@@ -1,0 +1,277 @@
+r"""Spectra: eigenvalues with the matrix shape they came from.
+
+Convention
+----------
+A spectrum holds the :math:`N` positive eigenvalues :math:`\lambda_i` of
+:math:`W^\top W` (equivalently the squared singular values of :math:`W`) for an
+:math:`N\times M` or :math:`M\times N` matrix, :math:`N = \min`, :math:`M = \max`,
+aspect ratio :math:`\gamma = N/M \in (0, 1]`. The eigenvalues are stored as given,
+not rescaled: inference is scale-free (the scale is a model parameter), and the
+limit law and the plots use :math:`x = \lambda/\bar\lambda` (mean one).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from htmp_infer._numerics import log_abs_vandermonde
+from htmp_infer.errors import SpectrumError
+
+__all__ = ["Spectrum", "SufficientStats", "resolve_shape"]
+
+
+class SufficientStats(NamedTuple):
+    r"""Sufficient statistics of a spectrum for every β-Laguerre likelihood.
+
+    Attributes
+    ----------
+    n : int
+        Number of eigenvalues.
+    log_vandermonde : float
+        :math:`V = \sum_{i<j}\log|\lambda_i-\lambda_j|`.
+    sum_log : float
+        :math:`L = \sum_i \log\lambda_i`.
+    total : float
+        :math:`S = \sum_i \lambda_i`.
+    """
+
+    n: int
+    log_vandermonde: float
+    sum_log: float
+    total: float
+
+
+def resolve_shape(
+    n: int, *, gamma: float | None = None, n_cols: float | None = None
+) -> float:
+    """Return the larger dimension ``M`` from ``gamma = N/M`` or ``n_cols = M``.
+
+    Raises
+    ------
+    SpectrumError
+        When neither or both are given, or when they imply ``M < N``.
+    """
+    if gamma is not None and n_cols is not None:
+        if not math.isclose(n / gamma, n_cols, rel_tol=1e-9):
+            raise SpectrumError(
+                f"gamma={gamma} and n_cols={n_cols} disagree for N={n} "
+                f"(N/gamma={n / gamma:g})"
+            )
+    if n_cols is not None:
+        m = float(n_cols)
+    elif gamma is not None:
+        if not (0 < gamma <= 1):
+            raise SpectrumError(f"gamma must be in (0, 1], got {gamma}")
+        m = n / float(gamma)
+    else:
+        raise SpectrumError(
+            "the matrix shape is unknown: give gamma (N/M) or n_cols (M)"
+        )
+    if not (math.isfinite(m) and m >= n):
+        raise SpectrumError(f"n_cols must be >= N={n}, got {m:g}")
+    return m
+
+
+def _check_eigenvalues(values: ArrayLike) -> NDArray[np.float64]:
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "iuf":
+        raise SpectrumError(f"eigenvalues must be real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.ndim != 1:
+        raise SpectrumError(
+            f"eigenvalues must be a 1-D array, got shape {arr.shape} "
+            "(pass a matrix with from_matrix / --matrix)"
+        )
+    if arr.size == 0:
+        raise SpectrumError("the spectrum is empty")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        kind = "NaN" if np.isnan(arr).any() else "inf"
+        raise SpectrumError(f"the spectrum contains {int(bad.sum())} {kind} value(s)")
+    if (arr < 0).any():
+        raise SpectrumError(
+            f"the spectrum contains {int((arr < 0).sum())} negative value(s) "
+            f"(min {arr.min():.3g}); eigenvalues of WᵀW are >= 0"
+        )
+    return np.sort(arr)
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    r"""The positive eigenvalues of one matrix and its shape.
+
+    Build it with :meth:`from_eigenvalues`, :meth:`from_matrix` or :meth:`load`.
+
+    Attributes
+    ----------
+    eigenvalues : ndarray
+        Sorted positive eigenvalues (float64), :math:`N` of them.
+    n_cols : float
+        The larger matrix dimension :math:`M`.
+    n_zero : int
+        Zero eigenvalues removed (rank deficiency), reported, never silent.
+    name : str
+        A label (file name, layer name).
+    """
+
+    eigenvalues: NDArray[np.float64]
+    n_cols: float
+    n_zero: int = 0
+    name: str = "spectrum"
+
+    @property
+    def n(self) -> int:
+        """Number of positive eigenvalues :math:`N`."""
+        return int(self.eigenvalues.size)
+
+    @property
+    def gamma(self) -> float:
+        r"""Aspect ratio :math:`\gamma = N/M`."""
+        return self.n / self.n_cols
+
+    @classmethod
+    def from_eigenvalues(
+        cls,
+        values: ArrayLike,
+        *,
+        gamma: float | None = None,
+        n_cols: float | None = None,
+        name: str = "spectrum",
+    ) -> Spectrum:
+        """Build a spectrum from eigenvalues.
+
+        Parameters
+        ----------
+        values : array_like
+            The eigenvalues of :math:`W^\\top W`: finite, non-negative, at least two
+            distinct positive values. Exact zeros are removed and counted in
+            ``n_zero`` (with a warning); ``N`` is the number of positive values.
+        gamma : float, optional
+            Aspect ratio ``N/M`` of the matrix (``N`` counts all given values,
+            zeros included).
+        n_cols : float, optional
+            The larger dimension ``M``. One of ``gamma`` and ``n_cols`` is needed.
+        name : str
+            A label.
+        """
+        arr = _check_eigenvalues(values)
+        m = resolve_shape(arr.size, gamma=gamma, n_cols=n_cols)
+        zero = arr == 0.0
+        n_zero = int(zero.sum())
+        if n_zero:
+            warnings.warn(
+                f"{name}: removed {n_zero} zero eigenvalue(s) of {arr.size} "
+                "(rank-deficient matrix); N counts the positive ones",
+                UserWarning,
+                stacklevel=2,
+            )
+        pos = arr[~zero]
+        if pos.size < 2:
+            raise SpectrumError(
+                f"need at least 2 positive eigenvalues, got {pos.size}"
+            )
+        ties = int(np.sum(np.diff(pos) == 0.0))
+        if ties:
+            raise SpectrumError(
+                f"the spectrum has {ties} tied eigenvalue(s) (exactly equal values); "
+                "a Coulomb gas has distinct eigenvalues almost surely"
+            )
+        return cls(pos, m, n_zero=n_zero, name=name)
+
+    @classmethod
+    def from_matrix(cls, matrix: ArrayLike, *, name: str = "matrix") -> Spectrum:
+        r"""Build a spectrum from a matrix :math:`W` (any orientation).
+
+        The eigenvalues are the squared singular values, computed in float64 with
+        LAPACK (``gesdd``). Singular values at or below
+        :math:`\sigma_{\max}\max(N,M)\,\epsilon` (numpy's ``matrix_rank`` tolerance)
+        are exact zeros up to rounding: they are removed and counted.
+        """
+        w = np.asarray(matrix)
+        if w.dtype.kind not in "iuf":
+            raise SpectrumError(f"the matrix must be real, got dtype {w.dtype}")
+        if w.ndim != 2:
+            raise SpectrumError(f"expected a 2-D matrix, got shape {w.shape}")
+        if min(w.shape) < 2:
+            raise SpectrumError(f"the matrix must be at least 2 x 2, got {w.shape}")
+        w = w.astype(np.float64)
+        if not np.isfinite(w).all():
+            raise SpectrumError(
+                f"the matrix contains {int((~np.isfinite(w)).sum())} NaN/inf entries"
+            )
+        sv = np.linalg.svd(w, compute_uv=False)
+        n, m = min(w.shape), max(w.shape)
+        tol = sv.max() * m * np.finfo(np.float64).eps if sv.size else 0.0
+        lam = np.where(sv > tol, sv**2, 0.0)
+        return cls.from_eigenvalues(lam, n_cols=m, name=name)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        gamma: float | None = None,
+        n_cols: float | None = None,
+        matrix: bool = False,
+    ) -> Spectrum:
+        """Read eigenvalues (or, with ``matrix=True``, a matrix) from a file.
+
+        Supported: ``.npy``, ``.npz`` (key ``eigenvalues`` with optional ``n_cols``
+        or ``gamma``, or a single array), ``.txt`` and ``.csv`` (whitespace or comma
+        separated numbers). See :func:`htmp_infer.io.read_array`.
+        """
+        from htmp_infer.io import read_spectrum_file
+
+        values, meta = read_spectrum_file(path, matrix=matrix)
+        name = Path(path).stem
+        if matrix:
+            return cls.from_matrix(values, name=name)
+        if gamma is None and n_cols is None:
+            n_cols = meta.get("n_cols")
+            gamma = meta.get("gamma") if n_cols is None else None
+        if gamma is None and n_cols is None:
+            raise SpectrumError(
+                f"{Path(path).name}: the matrix shape is unknown; pass gamma (N/M) "
+                "or store n_cols in the .npz"
+            )
+        return cls.from_eigenvalues(values, gamma=gamma, n_cols=n_cols, name=name)
+
+    @cached_property
+    def log_vandermonde(self) -> float:
+        r""":math:`\sum_{i<j}\log(\lambda_j-\lambda_i)`, computed once in float64."""
+        return log_abs_vandermonde(self.eigenvalues)
+
+    @cached_property
+    def stats(self) -> SufficientStats:
+        """Sufficient statistics for the β-Laguerre likelihoods (cached)."""
+        lam = self.eigenvalues
+        return SufficientStats(
+            self.n,
+            self.log_vandermonde,
+            float(np.sum(np.log(lam))),
+            float(np.sum(lam)),
+        )
+
+    def normalized(self) -> NDArray[np.float64]:
+        r"""Eigenvalues divided by their mean, :math:`x = \lambda/\bar\lambda`."""
+        return self.eigenvalues / float(np.mean(self.eigenvalues))
+
+    def summary(self) -> dict[str, float]:
+        """Shape and basic moments, for tables and DataTree attributes."""
+        x = self.normalized()
+        return {
+            "n": self.n,
+            "n_cols": self.n_cols,
+            "gamma": self.gamma,
+            "n_zero": self.n_zero,
+            "mean": float(np.mean(self.eigenvalues)),
+            "m2_ratio": float(np.mean(x**2)),
+        }

@@ -1,0 +1,5 @@
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import htmp_infer  # noqa: E402,F401  (enables float64 before any test builds arrays)

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from htmp_infer import ConvergenceWarning, ScaleFreeHTMP, Spectrum, fit
+from htmp_infer.sampling import sample_htmp
+
+KW = {"chains": 2, "draws": 500, "warmup": 300, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def spectrum():
+    lam = sample_htmp(11, 200, 1.9, gamma=0.3255, scale=7.0)
+    return Spectrum.from_eigenvalues(lam, gamma=0.3255, name="synthetic")
+
+
+@pytest.fixture(scope="module")
+def dt(spectrum):
+    return fit(spectrum, seed=5, ppc_draws=6, **KW)
+
+
+def test_datatree_groups_and_variables(dt, spectrum):
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data",
+            "constant_data", "posterior_predictive"} <= set(dt.children)
+    post = dt["posterior"].dataset
+    for name in ("kappa", "scale", "rate", "kappa_over_gamma"):
+        assert post[name].dims == ("chain", "draw")
+    assert post["kappa"].shape == (2, 500)
+    const = dt["constant_data"].dataset
+    assert int(const["n"]) == 200 and float(const["gamma"]) == pytest.approx(0.3255)
+    np.testing.assert_array_equal(
+        dt["observed_data"]["eigenvalues"].values, spectrum.eigenvalues
+    )
+    ppc = dt["posterior_predictive"]["eigenvalues"]
+    assert ppc.dims == ("chain", "draw", "eig") and ppc.shape == (2, 3, 200)
+    assert dt.attrs["model"] == "htmp" and dt.attrs["seed"] == 5
+    assert dt.attrs["diag_mean_steps"] > 0
+
+
+def test_log_likelihood_group_is_the_model_density(dt, spectrum):
+    kappa = dt["posterior"]["kappa"].values[0, :5]
+    ll = dt["log_likelihood"]["eigenvalues"].values[0, :5]
+    for k, value in zip(kappa, ll, strict=True):
+        ref = ScaleFreeHTMP(float(k), n=spectrum.n, n_cols=spectrum.n_cols)
+        assert value == pytest.approx(float(ref.log_prob(spectrum.eigenvalues)),
+                                      rel=1e-10)
+
+
+def test_scale_posterior_matches_the_data_units(dt, spectrum):
+    # scale = expected mean eigenvalue; its posterior concentrates on the sample
+    # mean with relative sd ~ sqrt(Var x / N) ≈ 0.06 here
+    scale = dt["posterior"]["scale"].values
+    assert np.median(scale) == pytest.approx(spectrum.eigenvalues.mean(), rel=0.05)
+
+
+def test_same_seed_same_numbers_different_seed_different(spectrum, dt):
+    again = fit(spectrum, seed=5, ppc_draws=6, **KW)
+    np.testing.assert_array_equal(
+        again["posterior"]["kappa"].values, dt["posterior"]["kappa"].values
+    )
+    np.testing.assert_array_equal(
+        again["posterior"]["scale"].values, dt["posterior"]["scale"].values
+    )
+    np.testing.assert_array_equal(
+        again["posterior_predictive"]["eigenvalues"].values,
+        dt["posterior_predictive"]["eigenvalues"].values,
+    )
+    other = fit(spectrum, seed=6, ppc_draws=0, **KW)
+    assert not np.array_equal(
+        other["posterior"]["kappa"].values, dt["posterior"]["kappa"].values
+    )
+
+
+def test_scale_invariance_of_the_kappa_posterior(spectrum, dt):
+    scaled = Spectrum.from_eigenvalues(spectrum.eigenvalues * 1e6, gamma=0.3255)
+    other = fit(scaled, seed=5, ppc_draws=0, **KW)
+    # The marginal likelihood in kappa is invariant to units, so NUTS follows the
+    # same trajectory up to floating-point rounding.
+    np.testing.assert_allclose(
+        other["posterior"]["kappa"].values, dt["posterior"]["kappa"].values, rtol=1e-6
+    )
+
+
+def test_poor_convergence_warns_and_is_recorded(spectrum):
+    with pytest.warns(ConvergenceWarning, match="ESS"):
+        short = fit(spectrum, chains=2, draws=20, warmup=20, progress=False,
+                    ppc_draws=0)
+    assert "ESS" in short.attrs["diag_warnings"]
+
+
+def test_bad_run_lengths_raise(spectrum):
+    from htmp_infer import HTMPError
+
+    with pytest.raises(HTMPError):
+        fit(spectrum, chains=0)
+    with pytest.raises(HTMPError, match="unknown model"):
+        fit(spectrum, model="nope")
