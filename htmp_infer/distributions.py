@@ -33,6 +33,8 @@ __all__ = ["HTMP", "BetaLaguerre", "ScaleFreeHTMP"]
 
 
 def _stats(value: Array, n: int, log_vandermonde: ArrayLike | None) -> SufficientStats:
+    if jnp.shape(value)[-1:] != (n,):
+        raise ValueError(f"expected {n} eigenvalues, got shape {jnp.shape(value)}")
     v = log_abs_vandermonde_jax(value) if log_vandermonde is None else log_vandermonde
     safe = jnp.where(value > 0, value, 1.0)
     return SufficientStats(n, v, jnp.sum(jnp.log(safe), -1), jnp.sum(value, -1))  # type: ignore[arg-type]

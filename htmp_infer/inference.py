@@ -10,42 +10,15 @@ import jax
 import numpy as np
 import xarray as xr
 from arviz_base import from_numpyro
-from numpyro.infer import MCMC, NUTS
 
 from htmp_infer.diagnostics import check_convergence
 from htmp_infer.errors import HTMPError
+from htmp_infer.nuts import run_nuts
 from htmp_infer.predictive import posterior_predictive
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["fit"]
-
-_EXTRA_FIELDS = ("num_steps", "diverging", "energy", "accept_prob")
-
-
-@functools.lru_cache(maxsize=32)
-def _mcmc(
-    model_name: str,
-    static: tuple[tuple[str, Any], ...],
-    chains: int,
-    draws: int,
-    warmup: int,
-    progress: bool,
-) -> MCMC:
-    """One compiled sampler per model, shape and run length (reused across fits)."""
-    module = load_model(model_name)
-    program = functools.partial(module.model, **dict(static))
-    kernel = NUTS(program, target_accept_prob=0.85)
-    return MCMC(
-        kernel,
-        num_warmup=warmup,
-        num_samples=draws,
-        num_chains=chains,
-        chain_method="vectorized",
-        progress_bar=progress,
-        jit_model_args=True,
-    )
-
 
 def fit(
     spectrum: Spectrum,
@@ -107,21 +80,30 @@ def fit(
     if ppc_draws < 0:
         raise HTMPError(f"ppc_draws must be >= 0, got {ppc_draws}")
     module = load_model(model)
-    static = tuple(sorted(module.static_kwargs(spectrum).items()))
+    static = module.static_kwargs(spectrum)
     data = module.data_kwargs(spectrum)
-    mcmc = _mcmc(model, static, chains, draws, warmup, progress)
+    program = functools.partial(module.model, **static)
 
     t0 = time.perf_counter()
     _ = spectrum.stats  # the O(N^2) precomputation, once per spectrum
     t_stats = time.perf_counter() - t0
     key_mcmc, key_rest = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
-    mcmc.run(key_mcmc, extra_fields=_EXTRA_FIELDS, **data)
-    jax.block_until_ready(mcmc.get_samples())
+    run = run_nuts(
+        program,
+        data,
+        cache_key=(model, tuple(sorted(static.items()))),
+        key=key_mcmc,
+        chains=chains,
+        warmup=warmup,
+        draws=draws,
+        progress=progress,
+        label=f"{model} on {spectrum.name}",
+    )
     t_sample = time.perf_counter() - t0
 
     dt = from_numpyro(
-        mcmc,
+        run,
         log_likelihood=True,
         constant_data={
             "n": np.asarray(spectrum.n),

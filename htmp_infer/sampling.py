@@ -36,8 +36,13 @@ def as_generator(key: KeyLike) -> np.random.Generator:
     """
     if isinstance(key, np.random.Generator):
         return key
-    if isinstance(key, int | np.integer):
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
         return np.random.default_rng(int(key))
+    if not isinstance(key, jax.Array):
+        raise TypeError(
+            f"key must be an int seed, a numpy Generator or a JAX key, got "
+            f"{type(key).__name__}"
+        )
     arr = key
     if jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
         arr = jax.random.key_data(arr)

@@ -59,6 +59,8 @@ def resolve_shape(
     SpectrumError
         When neither or both are given, or when they imply ``M < N``.
     """
+    if n < 1:
+        raise SpectrumError(f"N must be >= 1, got {n}")
     if gamma is not None and n_cols is not None:
         if not math.isclose(n / gamma, n_cols, rel_tol=1e-9):
             raise SpectrumError(

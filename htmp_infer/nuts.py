@@ -1,0 +1,234 @@
+"""A compiled, reusable NUTS driver for many spectra of the same shape.
+
+NumPyro's ``MCMC.run`` recompiles its sampling loop on every call (numpyro 0.22
+wraps the cached loop body in a fresh ``jit`` each time, which changes the static
+argument of the outer loop), costing seconds per fit. Fitting many spectra (layers,
+calibration replicates) needs one compilation per model and shape. This module
+builds NumPyro's own NUTS kernel (``numpyro.infer.hmc.hmc``) once per
+(model, static arguments, chains, warm-up, draws), runs warm-up and sampling in one
+``lax.scan`` vectorised over chains, and exposes the result to
+``arviz_base.from_numpyro`` through ArviZ's ``NumPyroInferenceAdapter``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from arviz_base.io_numpyro import NumPyroInferenceAdapter
+from numpyro.infer.hmc import hmc
+from numpyro.infer.util import initialize_model
+from tqdm.auto import tqdm
+
+__all__ = ["NUTSRun", "run_nuts"]
+
+MAX_TREE_DEPTH = 10
+_INIT_RADIUS = 2.0  # numpyro's init_to_uniform: U(-2, 2) in unconstrained space
+_STATS = ("num_steps", "diverging", "energy", "accept_prob")
+_progress: dict[str, Any] = {"bar": None, "lock": threading.Lock()}
+
+
+def _tick(iteration: Any) -> None:
+    bar = _progress["bar"]
+    if bar is None:
+        return
+    with _progress["lock"]:
+        done = int(np.max(np.asarray(iteration))) + 1
+        if done > bar.n:
+            bar.update(done - bar.n)
+
+
+class NUTSRun(NumPyroInferenceAdapter):
+    """Samples of one NUTS run, readable by ``arviz_base.from_numpyro``."""
+
+    def __init__(
+        self,
+        model: Callable[..., None],
+        model_kwargs: dict[str, Any],
+        samples: dict[str, np.ndarray],
+        stats: dict[str, np.ndarray],
+    ) -> None:
+        first = next(iter(samples.values()))
+        self.nchains, self.ndraws = int(first.shape[0]), int(first.shape[1])
+        self._max_tree_depth = MAX_TREE_DEPTH
+        self._samples = samples
+        self._stats = stats
+        super().__init__(
+            None,
+            model=model,
+            model_args=(),
+            model_kwargs=model_kwargs,
+            sample_shape=(self.nchains, self.ndraws),
+        )
+
+    @property
+    def sample_dims(self) -> list[str]:
+        """``["chain", "draw"]``."""
+        return ["chain", "draw"]
+
+    def get_samples(self, seed: int | None = None, **kwargs: Any) -> dict[str, Any]:
+        """Posterior draws with leading ``(chain, draw)`` dims."""
+        return self._samples
+
+    def get_sample_stats(self, **kwargs: Any) -> dict[str, Any]:
+        """NUTS statistics with leading ``(chain, draw)`` dims."""
+        return self._stats
+
+
+_CACHE: dict[Hashable, tuple[Callable[..., Any], Callable[..., Any]]] = {}
+_CACHE_SIZE = 32
+
+
+def _compile(
+    program: Callable[..., None],
+    example: dict[str, Any],
+    chains: int,
+    warmup: int,
+    draws: int,
+    target_accept: float,
+    progress: bool,
+) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    info, potential_gen, postprocess_gen, _ = initialize_model(
+        jax.random.key(0), program, model_kwargs=example, dynamic_args=True
+    )
+    template = info.z
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+    total = warmup + draws
+    every = max(1, total // 50)
+
+    def initial_point(key: jax.Array, data: dict[str, Any]) -> Any:
+        potential = potential_gen(**data)
+
+        def propose(k: jax.Array) -> tuple[Any, jax.Array]:
+            leaves, tree = jax.tree.flatten(template)
+            keys = jax.random.split(k, len(leaves))
+            z = jax.tree.unflatten(
+                tree,
+                [
+                    jax.random.uniform(kk, jnp.shape(x), minval=-_INIT_RADIUS,
+                                       maxval=_INIT_RADIUS)
+                    for kk, x in zip(keys, leaves, strict=True)
+                ],
+            )
+            pe, grad = jax.value_and_grad(potential)(z)
+            ok = jnp.isfinite(pe) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grad)])
+            )
+            return z, ok
+
+        def cond(c: tuple[Any, ...]) -> jax.Array:
+            return ~c[2] & (c[3] < 100)
+
+        def body(c: tuple[Any, ...]) -> tuple[Any, ...]:
+            k, sub = jax.random.split(c[0])
+            z, ok = propose(sub)
+            return k, z, ok, c[3] + 1
+
+        z0, ok0 = propose(key)
+        return jax.lax.while_loop(cond, body, (key, z0, ok0, 0))[1]
+
+    def one_chain(key: jax.Array, data: dict[str, Any]) -> tuple[Any, ...]:
+        k_init, k_run = jax.random.split(key)
+        z0 = initial_point(k_init, data)
+        state = init_kernel(
+            z0,
+            warmup,
+            target_accept_prob=target_accept,
+            max_tree_depth=MAX_TREE_DEPTH,
+            model_kwargs=data,
+            rng_key=k_run,
+        )
+
+        def step(s: Any, i: jax.Array) -> tuple[Any, tuple[Any, ...]]:
+            s = sample_kernel(s, model_kwargs=data)
+            if progress:
+                jax.lax.cond(
+                    (i + 1) % every == 0,
+                    lambda: jax.debug.callback(_tick, i),
+                    lambda: None,
+                )
+            return s, (s.z, s.num_steps, s.diverging, s.energy, s.accept_prob)
+
+        _, out = jax.lax.scan(step, state, jnp.arange(total))
+        return jax.tree.map(lambda x: x[warmup:], out)
+
+    run = jax.jit(jax.vmap(one_chain, in_axes=(0, None)))
+
+    def constrain(z: Any, data: dict[str, Any]) -> Any:
+        post = postprocess_gen(**data)
+        return jax.vmap(jax.vmap(post))(z)
+
+    return run, jax.jit(constrain)
+
+
+def run_nuts(
+    program: Callable[..., None],
+    data: dict[str, Any],
+    *,
+    cache_key: Hashable,
+    key: jax.Array,
+    chains: int,
+    warmup: int,
+    draws: int,
+    target_accept: float = 0.85,
+    progress: bool = False,
+    label: str = "sampling",
+) -> NUTSRun:
+    """Run NUTS (NumPyro's kernel, diagonal mass matrix, step-size adaptation).
+
+    Parameters
+    ----------
+    program : callable
+        A NumPyro model whose keyword arguments are exactly ``data`` (bind static
+        arguments with ``functools.partial``).
+    data : dict
+        Traced keyword arguments (arrays).
+    cache_key : hashable
+        Identifies ``program`` (model name and static arguments); with the data
+        shapes and run lengths it keys the cache of compiled samplers.
+    key : jax.Array
+        PRNG key; chain ``c`` uses ``split(key, chains)[c]``.
+    chains, warmup, draws : int
+        Run lengths.
+    target_accept : float
+        Target acceptance probability of the step-size adaptation.
+    progress : bool
+        Show a progress bar (updated from inside the compiled loop).
+    label : str
+        Progress-bar description.
+    """
+    shapes = tuple(sorted((k, tuple(jnp.shape(v))) for k, v in data.items()))
+    full_key = (cache_key, shapes, chains, warmup, draws, target_accept, progress)
+    if full_key not in _CACHE:
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[full_key] = _compile(
+            program, data, chains, warmup, draws, target_accept, progress
+        )
+    run, constrain = _CACHE[full_key]
+    keys = jax.random.split(key, chains)
+    bar = None
+    if progress:
+        bar = tqdm(total=warmup + draws, desc=f"{label} ({chains} chains)", leave=True)
+        _progress["bar"] = bar
+    try:
+        z, num_steps, diverging, energy, accept = run(keys, data)
+        samples = constrain(z, data)
+        jax.block_until_ready(samples)
+    finally:
+        if bar is not None:
+            _progress["bar"] = None
+            bar.close()
+    stats = {
+        "num_steps": np.asarray(num_steps),
+        "diverging": np.asarray(diverging),
+        "energy": np.asarray(energy),
+        "accept_prob": np.asarray(accept),
+    }
+    return NUTSRun(
+        program, data, {k: np.asarray(v) for k, v in samples.items()}, stats
+    )
