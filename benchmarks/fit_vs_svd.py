@@ -79,7 +79,9 @@ def part2(sizes: list[int], kappas: list[float], gamma: float) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="*", default=[256, 1024, 4096])
-    p.add_argument("--steps-sizes", type=int, nargs="*", default=[256, 1024, 4096, 16384])
+    p.add_argument(
+        "--steps-sizes", type=int, nargs="*", default=[256, 1024, 4096, 16384]
+    )
     p.add_argument("--kappas", type=float, nargs="*", default=[0.5, 2.0, 50.0])
     p.add_argument("--gamma", type=float, default=0.5)
     p.add_argument("--ppc-draws", type=int, default=40)

@@ -52,7 +52,7 @@ def log_abs_vandermonde(values: ArrayLike) -> float:
 
 
 def log_abs_vandermonde_jax(values: Array) -> Array:
-    r"""Differentiable :math:`\sum_{i<j}\log|\lambda_i-\lambda_j|` in JAX (O(N²) memory).
+    r"""Differentiable :math:`\sum_{i<j}\log|\lambda_i-\lambda_j|` in JAX, O(N²) memory.
 
     Used only when no precomputed sum is available (for example when scoring fresh
     samples); the likelihoods use the cached float64 value of

@@ -55,7 +55,7 @@ def _callback_sample(
 
     out = jax.ShapeDtypeStruct((count, n), jnp.result_type(float))
     draws = jax.pure_callback(_draw, out, seed, *params, vmap_method="sequential")
-    return draws.reshape(tuple(sample_shape) + (n,))
+    return draws.reshape((*sample_shape, n))
 
 
 class BetaLaguerre(Distribution):
@@ -87,8 +87,8 @@ class BetaLaguerre(Distribution):
         "rate": constraints.positive,
     }
     support = constraints.positive_ordered_vector
-    pytree_data_fields = ("beta", "alpha", "rate", "log_vandermonde")
-    pytree_aux_fields = ("n",)
+    pytree_data_fields: tuple[str, ...] = ("beta", "alpha", "rate", "log_vandermonde")
+    pytree_aux_fields: tuple[str, ...] = ("n",)
 
     def __init__(
         self,
@@ -157,8 +157,8 @@ class HTMP(BetaLaguerre):
     """
 
     arg_constraints = {"kappa": constraints.positive, "rate": constraints.positive}
-    pytree_data_fields = ("kappa", "rate", "log_vandermonde")
-    pytree_aux_fields = ("n", "n_cols")
+    pytree_data_fields: tuple[str, ...] = ("kappa", "rate", "log_vandermonde")
+    pytree_aux_fields: tuple[str, ...] = ("n", "n_cols")
 
     def __init__(
         self,
@@ -194,8 +194,8 @@ class HTMP(BetaLaguerre):
         return beta, shape, self.rate
 
     @property
-    def mean(self) -> Array:  # type: ignore[override]
-        """Expected mean eigenvalue :math:`\\kappa/(2\\gamma\\vartheta)` (per eigenvalue)."""
+    def mean(self) -> Array:
+        """Expected mean eigenvalue :math:`\\kappa/(2\\gamma\\vartheta)`."""
         return self.kappa / (2.0 * self.gamma * self.rate)
 
 
@@ -246,7 +246,5 @@ class ScaleFreeHTMP(HTMP):
         """Scale-marginal log-density of the sorted eigenvalues."""
         x = jnp.asarray(value)
         beta, shape = htmp_beta_shape(self.kappa, self.n, self.n_cols)
-        lp = laguerre_log_marginal(
-            _stats(x, self.n, self.log_vandermonde), beta, shape
-        )
+        lp = laguerre_log_marginal(_stats(x, self.n, self.log_vandermonde), beta, shape)
         return jnp.where(jnp.all(x > 0, axis=-1), lp, -jnp.inf)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
 
 import jax
 import numpy as np
@@ -19,6 +18,7 @@ from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["fit"]
+
 
 def fit(
     spectrum: Spectrum,

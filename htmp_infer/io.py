@@ -139,13 +139,13 @@ def write_spectrum_npz(
 
     def _write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                eigenvalues=values,
-                n=values.size,
-                n_cols=float(n_cols),
-                gamma=values.size / float(n_cols),
+            arrays = {
+                "eigenvalues": values,
+                "n": np.asarray(values.size),
+                "n_cols": np.asarray(float(n_cols)),
+                "gamma": np.asarray(values.size / float(n_cols)),
                 **{k: np.asarray(v) for k, v in extra.items()},
-            )
+            }
+            np.savez(fh, **arrays)  # type: ignore[arg-type]
 
     write_atomic(path, _write)

@@ -55,7 +55,7 @@ def laguerre_log_likelihood(
     :math:`\log N!` makes it the density of the *sorted* vector.
     """
     n = stats.n
-    return (
+    return jnp.asarray(
         beta * stats.log_vandermonde
         + (shape - 1.0) * stats.sum_log
         - rate * stats.total
@@ -68,7 +68,7 @@ def laguerre_log_likelihood(
 def laguerre_log_marginal(
     stats: SufficientStats, beta: ArrayLike, shape: ArrayLike
 ) -> Array:
-    r"""Log-density with the rate integrated out under :math:`p(\vartheta)\propto 1/\vartheta`.
+    r"""Log-density with the rate integrated out under the prior 1/rate.
 
     Notes
     -----
@@ -90,7 +90,7 @@ def laguerre_log_marginal(
     """
     n = stats.n
     energy = laguerre_energy(n, beta, shape)
-    return (
+    return jnp.asarray(
         beta * stats.log_vandermonde
         + (shape - 1.0) * stats.sum_log
         - laguerre_shape_log_normalizer(n, beta, shape)

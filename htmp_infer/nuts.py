@@ -62,7 +62,7 @@ class NUTSRun(NumPyroInferenceAdapter):
             model=model,
             model_args=(),
             model_kwargs=model_kwargs,
-            sample_shape=(self.nchains, self.ndraws),
+            sample_shape=(self.nchains, self.ndraws),  # type: ignore[arg-type]
         )
 
     @property
@@ -109,8 +109,9 @@ def _compile(
             z = jax.tree.unflatten(
                 tree,
                 [
-                    jax.random.uniform(kk, jnp.shape(x), minval=-_INIT_RADIUS,
-                                       maxval=_INIT_RADIUS)
+                    jax.random.uniform(
+                        kk, jnp.shape(x), minval=-_INIT_RADIUS, maxval=_INIT_RADIUS
+                    )
                     for kk, x in zip(keys, leaves, strict=True)
                 ],
             )
@@ -229,6 +230,4 @@ def run_nuts(
         "energy": np.asarray(energy),
         "accept_prob": np.asarray(accept),
     }
-    return NUTSRun(
-        program, data, {k: np.asarray(v) for k, v in samples.items()}, stats
-    )
+    return NUTSRun(program, data, {k: np.asarray(v) for k, v in samples.items()}, stats)

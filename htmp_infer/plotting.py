@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
 
-from htmp_infer.limit import htmp_pdf  # noqa: E402
+from htmp_infer.limit import htmp_pdf
 
 __all__ = ["plot_esd"]
 
@@ -60,15 +60,15 @@ def plot_esd(
     bins : int
         Histogram bins.
     """
-    obs = dt["observed_data"]["eigenvalues"].values
+    obs = np.asarray(dt["observed_data"].dataset["eigenvalues"])
     x = obs / obs.mean()
-    gamma = float(dt["constant_data"]["gamma"].values)
-    kappa = dt["posterior"]["kappa"].values.ravel()
+    gamma = float(dt["constant_data"].dataset["gamma"])
+    kappa = np.asarray(dt["posterior"].dataset["kappa"]).ravel()
     idx = np.linspace(0, kappa.size - 1, min(n_curves, kappa.size)).astype(int)
     kappas = np.sort(kappa)[idx]
     reps = None
     if "posterior_predictive" in dt.children:
-        r = dt["posterior_predictive"]["eigenvalues"].values
+        r = np.asarray(dt["posterior_predictive"].dataset["eigenvalues"])
         r = r.reshape(-1, r.shape[-1])
         reps = r / r.mean(axis=1, keepdims=True)
 
@@ -77,21 +77,43 @@ def plot_esd(
     pos = x[x > 0]
     log_edges = np.geomspace(pos.min() * 0.9, pos.max() * 1.1, bins + 1)
     for ax, edges, log in ((axes[0], lin_edges, False), (axes[1], log_edges, True)):
-        centers = np.sqrt(edges[1:] * edges[:-1]) if log else (edges[1:] + edges[:-1]) / 2
-        grid = np.geomspace(edges[0], edges[-1], 300) if log else np.linspace(
-            max(edges[0], 1e-6 * edges[-1]), edges[-1], 300
+        centers = (
+            np.sqrt(edges[1:] * edges[:-1]) if log else (edges[1:] + edges[:-1]) / 2
+        )
+        grid = (
+            np.geomspace(edges[0], edges[-1], 300)
+            if log
+            else np.linspace(max(edges[0], 1e-6 * edges[-1]), edges[-1], 300)
         )
         if reps is not None:
             lo, hi = _hist_band(edges, reps)
             ax.fill_between(
-                centers, lo, hi, step="mid", color="0.6", alpha=0.5,
+                centers,
+                lo,
+                hi,
+                step="mid",
+                color="0.6",
+                alpha=0.5,
                 label="posterior predictive 90%",
             )
-        ax.hist(x, bins=edges, density=True, histtype="step", color="k", lw=1.2,
-                label=f"ESD (N={x.size})")
+        ax.hist(
+            x,
+            bins=edges,
+            density=True,
+            histtype="step",
+            color="k",
+            lw=1.2,
+            label=f"ESD (N={x.size})",
+        )
         lo, mid, hi = _density_band(grid, gamma, kappas)
-        ax.fill_between(grid, lo, hi, color="tab:red", alpha=0.3,
-                        label=r"HTMP $\rho_{\gamma,\kappa}$ 90% band")
+        ax.fill_between(
+            grid,
+            lo,
+            hi,
+            color="tab:red",
+            alpha=0.3,
+            label=r"HTMP $\rho_{\gamma,\kappa}$ 90% band",
+        )
         ax.plot(grid, mid, color="tab:red", lw=1.2)
         ax.set_xlabel(r"$x = \lambda / \bar\lambda$")
         ax.set_ylabel("density")
@@ -101,7 +123,9 @@ def plot_esd(
             floor = 0.5 / (x.size * np.diff(edges).max())
             ax.set_ylim(bottom=max(floor, 1e-6))
     k_med = float(np.median(kappa))
-    axes[0].set_title(f"{dt.attrs.get('spectrum', '')}: γ={gamma:.4g}, κ median {k_med:.3g}")
+    axes[0].set_title(
+        f"{dt.attrs.get('spectrum', '')}: γ={gamma:.4g}, κ median {k_med:.3g}"
+    )
     axes[1].set_title("log-log")
     axes[0].legend(fontsize=8)
     if path is not None:

@@ -31,7 +31,7 @@ def summarize(dt: xr.DataTree, var_names: list[str] | None = None) -> pd.DataFra
     post = dt["posterior"].dataset
     if var_names is None:
         var_names = [
-            v
+            str(v)
             for v in post.data_vars
             if post[v].dims == ("chain", "draw") and not str(v).startswith("log_")
         ]

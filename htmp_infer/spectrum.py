@@ -177,9 +177,7 @@ class Spectrum:
             )
         pos = arr[~zero]
         if pos.size < 2:
-            raise SpectrumError(
-                f"need at least 2 positive eigenvalues, got {pos.size}"
-            )
+            raise SpectrumError(f"need at least 2 positive eigenvalues, got {pos.size}")
         ties = int(np.sum(np.diff(pos) == 0.0))
         if ties:
             raise SpectrumError(
@@ -210,7 +208,7 @@ class Spectrum:
                 f"the matrix contains {int((~np.isfinite(w)).sum())} NaN/inf entries"
             )
         sv = np.linalg.svd(w, compute_uv=False)
-        n, m = min(w.shape), max(w.shape)
+        m = max(w.shape)
         tol = sv.max() * m * np.finfo(np.float64).eps if sv.size else 0.0
         lam = np.where(sv > tol, sv**2, 0.0)
         return cls.from_eigenvalues(lam, n_cols=m, name=name)

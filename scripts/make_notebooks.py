@@ -56,7 +56,7 @@ NB01 = [
     new_code_cell(
         "kappa = dt['posterior']['kappa'].values.ravel()\n"
         "lo, med, hi_ = np.quantile(kappa, [0.05, 0.5, 0.95])\n"
-        "print(f'kappa: median {med:.3g}, 90% interval [{lo:.3g}, {hi_:.3g}], truth {KAPPA}')\n"
+        "print(f'kappa: median {med:.3g}, 90% interval [{lo:.3g}, {hi_:.3g}]')\n"
         "htmp_tail_exponents(GAMMA, med)"
     ),
     new_code_cell("azp.plot_dist(dt, var_names=['kappa', 'scale']);"),

@@ -2,4 +2,4 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import htmp_infer  # noqa: E402,F401  (enables float64 before any test builds arrays)
+import htmp_infer  # noqa: F401  (enables float64 before any test builds arrays)

@@ -60,6 +60,12 @@ def test_kappa_90_interval_covers_truth_90_percent():
         thinned = draws[:: draws.size // 99][:99]
         ranks.append(int(np.sum(thinned < kappa)))
     coverage = float(np.mean(covered))
+    counts = np.bincount(np.asarray(ranks) // 10, minlength=10)
+    p = stats.chisquare(counts).pvalue
+    print(
+        f"\ncoverage {coverage:.3f} over {len(covered)} spectra, SBC chi2 p={p:.3f}, "
+        f"ranks {counts.tolist()}, rejected {rejected}"
+    )
     # Binomial(200, 0.9): sd = 2.1%, so 90 ± 6% is ± 2.83 sd: false-failure
     # probability 0.5% for an exactly calibrated posterior (MCMC error adds little
     # at ~1000 effective draws per fit).
@@ -67,8 +73,6 @@ def test_kappa_90_interval_covers_truth_90_percent():
     # SBC rank histogram (100 possible ranks in 10 bins of 10): uniform under
     # calibration; thinning to 99 draws keeps the ranks close to independent.
     # False-failure probability 1e-3 at this threshold.
-    counts = np.bincount(np.asarray(ranks) // 10, minlength=10)
-    p = stats.chisquare(counts).pvalue
     assert p > 1e-3, f"SBC ranks not uniform: counts {counts.tolist()}, p={p:.2g}"
     # About 3% of the prior mass lies where float64 underflows at N = 300.
     assert rejected <= 0.1 * REPLICATES, f"{rejected} spectra rejected"
