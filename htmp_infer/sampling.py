@@ -10,17 +10,12 @@ from typing import Any
 
 import jax
 import numpy as np
-import scipy.linalg
 from numpy.typing import NDArray
 
+from htmp_infer._lapack import bidiagonal_singular_values
 from htmp_infer.spectrum import resolve_shape
 
 __all__ = ["as_generator", "sample_beta_laguerre", "sample_htmp"]
-
-# Below this ratio of smallest to largest eigenvalue the O(N^2) tridiagonal QR
-# (absolute accuracy eps * max) no longer gives the small eigenvalues to full
-# relative accuracy; the bidiagonal SVD (dqds, relative accuracy) is used instead.
-_RELATIVE_ACCURACY_RATIO = 1e-8
 
 KeyLike = int | np.random.Generator | jax.Array
 
@@ -51,18 +46,8 @@ def as_generator(key: KeyLike) -> np.random.Generator:
 
 def _bidiagonal_eigvals(diag2: NDArray[Any], sub2: NDArray[Any]) -> NDArray[Any]:
     """Eigenvalues of ``B Bᵀ`` for the lower-bidiagonal ``B`` with squared entries."""
-    n = diag2.size
-    main = diag2.copy()
-    main[1:] += sub2
-    off = np.sqrt(diag2[:-1] * sub2)
-    lam = scipy.linalg.eigvalsh_tridiagonal(main, off, lapack_driver="sterf")
-    if n > 1 and not lam[0] > _RELATIVE_ACCURACY_RATIO * lam[-1]:
-        # Bᵀ is upper bidiagonal, so LAPACK's bidiagonalisation is exact and
-        # gesvd's dqds step returns the singular values to high relative accuracy.
-        bt = np.diag(np.sqrt(diag2)) + np.diag(np.sqrt(sub2), k=1)
-        sv = scipy.linalg.svd(bt, compute_uv=False, lapack_driver="gesvd")
-        lam = np.sort(sv**2)
-    return np.asarray(lam, dtype=np.float64)
+    sv = bidiagonal_singular_values(np.sqrt(diag2), np.sqrt(sub2))
+    return np.asarray(sv**2, dtype=np.float64)
 
 
 def sample_beta_laguerre(
@@ -104,9 +89,10 @@ def sample_beta_laguerre(
     have density :math:`\propto\prod_{i<j}|\lambda_i-\lambda_j|^\beta
     \prod_i\lambda_i^{\alpha-1}e^{-\lambda_i/2}`; dividing by :math:`2\vartheta`
     gives rate :math:`\vartheta`. Degrees of freedom need not be integers
-    (:math:`\chi^2_k = 2\,\mathrm{Gamma}(k/2)`). The tridiagonal eigenproblem costs
-    :math:`O(N^2)`; when the spectrum spans more than eight decades the bidiagonal
-    SVD (:math:`O(N^3)`, high relative accuracy) is used instead.
+    (:math:`\chi^2_k = 2\,\mathrm{Gamma}(k/2)`). The eigenvalues are the squared
+    singular values of :math:`B`, computed by LAPACK's dqds (``dlasq1``) in
+    :math:`O(N^2)` to high relative accuracy, so spectra spanning hundreds of
+    decades (small κ) keep every digit of their smallest eigenvalues.
 
     For very small :math:`\alpha` some :math:`\chi^2` draws underflow float64, which
     yields exact zeros in the spectrum; they are returned as they are.
