@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -198,9 +199,28 @@ def _show_warning(
     print(f"htmp-infer: warning: {message}", file=sys.stderr)
 
 
+def _enable_compilation_cache() -> None:
+    """Keep compiled samplers across runs (JAX's persistent compilation cache).
+
+    The directory is ``$HTMP_INFER_JAX_CACHE`` (empty disables it), by default
+    ``~/.cache/htmp-infer/jax``. A second ``fit`` of a spectrum of the same size
+    then skips the XLA compilation of the sampler.
+    """
+    path = os.environ.get(
+        "HTMP_INFER_JAX_CACHE", str(Path.home() / ".cache" / "htmp-infer" / "jax")
+    )
+    if path:
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", path)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "fit":
+        _enable_compilation_cache()
     handlers = {"simulate": _simulate, "fit": _fit, "summary": _summary}
     try:
         with warnings.catch_warnings():

@@ -12,7 +12,6 @@ builds NumPyro's own NUTS kernel (``numpyro.infer.hmc.hmc``) once per
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -29,17 +28,12 @@ __all__ = ["NUTSRun", "run_nuts"]
 MAX_TREE_DEPTH = 10
 _INIT_RADIUS = 2.0  # numpyro's init_to_uniform: U(-2, 2) in unconstrained space
 _STATS = ("num_steps", "diverging", "energy", "accept_prob")
-_progress: dict[str, Any] = {"bar": None, "lock": threading.Lock()}
 
 
-def _tick(iteration: Any) -> None:
-    bar = _progress["bar"]
-    if bar is None:
-        return
-    with _progress["lock"]:
-        done = int(np.max(np.asarray(iteration))) + 1
-        if done > bar.n:
-            bar.update(done - bar.n)
+def _chunk_length(total: int) -> int:
+    """Largest divisor of ``total`` that is at most a tenth of it (progress steps)."""
+    target = max(1, total // 10)
+    return max(d for d in range(1, target + 1) if total % d == 0)
 
 
 class NUTSRun(NumPyroInferenceAdapter):
@@ -79,26 +73,21 @@ class NUTSRun(NumPyroInferenceAdapter):
         return self._stats
 
 
-_CACHE: dict[Hashable, tuple[Callable[..., Any], Callable[..., Any]]] = {}
+_CACHE: dict[Hashable, tuple[Callable[..., Any], ...]] = {}
 _CACHE_SIZE = 32
 
 
 def _compile(
     program: Callable[..., None],
     example: dict[str, Any],
-    chains: int,
     warmup: int,
-    draws: int,
     target_accept: float,
-    progress: bool,
-) -> tuple[Callable[..., Any], Callable[..., Any]]:
+) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
     info, potential_gen, postprocess_gen, _ = initialize_model(
         jax.random.key(0), program, model_kwargs=example, dynamic_args=True
     )
     template = info.z
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
-    total = warmup + draws
-    every = max(1, total // 50)
 
     def initial_point(key: jax.Array, data: dict[str, Any]) -> Any:
         potential = potential_gen(**data)
@@ -132,11 +121,10 @@ def _compile(
         z0, ok0 = propose(key)
         return jax.lax.while_loop(cond, body, (key, z0, ok0, 0))[1]
 
-    def one_chain(key: jax.Array, data: dict[str, Any]) -> tuple[Any, ...]:
+    def init_chain(key: jax.Array, data: dict[str, Any]) -> Any:
         k_init, k_run = jax.random.split(key)
-        z0 = initial_point(k_init, data)
-        state = init_kernel(
-            z0,
+        return init_kernel(
+            initial_point(k_init, data),
             warmup,
             target_accept_prob=target_accept,
             max_tree_depth=MAX_TREE_DEPTH,
@@ -144,26 +132,21 @@ def _compile(
             rng_key=k_run,
         )
 
-        def step(s: Any, i: jax.Array) -> tuple[Any, tuple[Any, ...]]:
+    def advance(state: Any, data: dict[str, Any], length: int) -> Any:
+        def step(s: Any, _: Any) -> tuple[Any, tuple[Any, ...]]:
             s = sample_kernel(s, model_kwargs=data)
-            if progress:
-                jax.lax.cond(
-                    (i + 1) % every == 0,
-                    lambda: jax.debug.callback(_tick, i),
-                    lambda: None,
-                )
             return s, (s.z, s.num_steps, s.diverging, s.energy, s.accept_prob)
 
-        _, out = jax.lax.scan(step, state, jnp.arange(total))
-        return jax.tree.map(lambda x: x[warmup:], out)
+        return jax.lax.scan(step, state, None, length=length)
 
-    run = jax.jit(jax.vmap(one_chain, in_axes=(0, None)))
+    init = jax.jit(jax.vmap(init_chain, in_axes=(0, None)))
+    run = jax.jit(jax.vmap(advance, in_axes=(0, None, None)), static_argnums=(2,))
 
     def constrain(z: Any, data: dict[str, Any]) -> Any:
         post = postprocess_gen(**data)
         return jax.vmap(jax.vmap(post))(z)
 
-    return run, jax.jit(constrain)
+    return init, run, jax.jit(constrain)
 
 
 def run_nuts(
@@ -198,32 +181,37 @@ def run_nuts(
     target_accept : float
         Target acceptance probability of the step-size adaptation.
     progress : bool
-        Show a progress bar (updated from inside the compiled loop).
+        Show a progress bar (the run advances in compiled chunks of about a tenth
+        of the iterations, so the compiled programs hold no host callbacks and can
+        live in JAX's persistent compilation cache).
     label : str
         Progress-bar description.
     """
     shapes = tuple(sorted((k, tuple(jnp.shape(v))) for k, v in data.items()))
-    full_key = (cache_key, shapes, chains, warmup, draws, target_accept, progress)
+    full_key = (cache_key, shapes, chains, warmup, target_accept)
     if full_key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[full_key] = _compile(
-            program, data, chains, warmup, draws, target_accept, progress
-        )
-    run, constrain = _CACHE[full_key]
+        _CACHE[full_key] = _compile(program, data, warmup, target_accept)
+    init, run, constrain = _CACHE[full_key]
     keys = jax.random.split(key, chains)
-    bar = None
-    if progress:
-        bar = tqdm(total=warmup + draws, desc=f"{label} ({chains} chains)", leave=True)
-        _progress["bar"] = bar
+    total = warmup + draws
+    chunk = _chunk_length(total)
+    bar = tqdm(total=total, desc=f"{label} ({chains} chains)", disable=not progress)
     try:
-        z, num_steps, diverging, energy, accept = run(keys, data)
-        samples = constrain(z, data)
-        jax.block_until_ready(samples)
+        state = init(keys, data)
+        pieces = []
+        for _ in range(total // chunk):
+            state, out = run(state, data, chunk)
+            pieces.append(out)
+            jax.block_until_ready(out)
+            bar.update(chunk)
     finally:
-        if bar is not None:
-            _progress["bar"] = None
-            bar.close()
+        bar.close()
+    z, num_steps, diverging, energy, accept = jax.tree.map(
+        lambda *xs: jnp.concatenate(xs, axis=1)[:, warmup:], *pieces
+    )
+    samples = constrain(z, data)
     stats = {
         "num_steps": np.asarray(num_steps),
         "diverging": np.asarray(diverging),
