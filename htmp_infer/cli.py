@@ -213,7 +213,7 @@ def _enable_compilation_cache() -> None:
         import jax
 
         jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
