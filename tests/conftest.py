@@ -1,5 +1,7 @@
 import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Keep the suite hermetic: the CLI's persistent JAX compilation cache stays off.
+os.environ["HTMP_INFER_JAX_CACHE"] = ""
 
 import htmp_infer  # noqa: F401  (enables float64 before any test builds arrays)
