@@ -457,7 +457,7 @@ def test_mle_of_kappa_from_one_draw(kappa):
     k = int(np.argmax(profile))
     assert 0 < k < grid.size - 1
     kappa_hat = grid[k]
-    assert 1 / 1.5 < kappa_hat / kappa < 1.5
+    assert kappa / 1.5 < kappa_hat < 1.5 * kappa
     # The profiled HTMP and the scale-free marginal agree on the MLE to within
     # a few grid steps (they differ by a smooth O(1) function of κ).
     sf = np.asarray(
