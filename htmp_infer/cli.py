@@ -1,4 +1,4 @@
-"""Command line: ``htmp-infer simulate | fit | summary``.
+"""Command line: ``htmp-infer simulate | fit | compare | summary``.
 
 Every subcommand is a thin wrapper over the public API. Bad input is reported in
 one line on stderr with exit status 2; outputs are written atomically, so a failed
@@ -76,6 +76,30 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
     f.add_argument("--plot", type=Path, help="also write a PNG of the fit")
     f.add_argument("--no-progress", action="store_true")
+
+    c = sub.add_parser(
+        "compare", help="weigh the mechanism models and give the phase posterior"
+    )
+    c.add_argument("input", type=Path, help="eigenvalues (.npy/.npz/.txt/.csv)")
+    c.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output .nc (tables and fits); the tables also go to <stem>_*.csv",
+    )
+    c.add_argument("--matrix", action="store_true", help="INPUT is a matrix W")
+    c.add_argument("--gamma", type=_positive_float, help="aspect ratio N/M")
+    c.add_argument("--n-cols", type=_positive_float, help="larger dimension M")
+    c.add_argument("--models", help="comma-separated models (default: all)")
+    c.add_argument(
+        "--fits", default="htmp", help="models also fitted by NUTS (default: htmp)"
+    )
+    c.add_argument("--chains", type=_positive_int, default=4)
+    c.add_argument("--draws", type=_positive_int, default=1000)
+    c.add_argument("--warmup", type=_nonnegative_int, default=1000)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
+    c.add_argument("--no-progress", action="store_true")
 
     m = sub.add_parser("summary", help="print the posterior summary of a fit")
     m.add_argument("file", type=Path, help="a .nc written by `htmp-infer fit`")
@@ -171,6 +195,92 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_spectrum(args: argparse.Namespace) -> object:
+    from htmp_infer.spectrum import Spectrum
+
+    if args.matrix and (args.gamma is not None or args.n_cols is not None):
+        raise HTMPError("--gamma/--n-cols are read from the matrix shape with --matrix")
+    spectrum = Spectrum.load(
+        args.input, gamma=args.gamma, n_cols=args.n_cols, matrix=args.matrix
+    )
+    print(
+        f"{spectrum.name}: N={spectrum.n} M={spectrum.n_cols:g} "
+        f"γ={spectrum.gamma:.4g} zeros removed={spectrum.n_zero}",
+        file=sys.stderr,
+    )
+    return spectrum
+
+
+def _names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise HTMPError(f"empty model list {text!r}")
+    return names
+
+
+def _compare(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import xarray as xr
+
+    from htmp_infer.compare import compare
+    from htmp_infer.io import atomic_path
+    from htmp_infer.registry import available_models
+
+    if args.out.suffix != ".nc":
+        raise HTMPError(f"--out must end in .nc, got {args.out.name}")
+    fits = _names(args.fits) or []
+    models = _names(args.models)
+    unknown = [m for m in [*fits, *(models or [])] if m not in available_models()]
+    if unknown:
+        raise HTMPError(
+            f"unknown model(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(available_models())}"
+        )
+    spectrum = _load_spectrum(args)
+    result = compare(
+        spectrum,  # type: ignore[arg-type]
+        models,
+        seed=args.seed,
+        fit_models=fits,
+        chains=args.chains,
+        draws=args.draws,
+        warmup=args.warmup,
+        progress=not args.no_progress,
+        ppc_draws=args.ppc_draws,
+    )
+    phases = result.phase_table()
+    tree = xr.DataTree.from_dict(
+        {
+            "comparison": xr.Dataset.from_dataframe(result.table.rename_axis("model")),
+            "phases": xr.Dataset({"probability": result.phases}),
+            **{f"fit_{m}": dt for m, dt in result.fits.items()},
+        }
+    )
+    table_csv = args.out.with_name(f"{args.out.stem}_comparison.csv")
+    phase_csv = args.out.with_name(f"{args.out.stem}_phases.csv")
+    with (
+        atomic_path(args.out) as tmp_nc,
+        atomic_path(table_csv) as tmp_t,
+        atomic_path(phase_csv) as tmp_p,
+    ):
+        result.table.to_csv(tmp_t)
+        phases.to_csv(tmp_p)
+        tree.to_netcdf(tmp_nc, engine="h5netcdf")
+    with pd.option_context("display.width", 120):
+        print(result.table.to_string(float_format=lambda v: f"{v:.4g}"))
+        print()
+        print(phases.to_string(float_format=lambda v: f"{v:.3f}"))
+    best = result.phases.idxmax().item()
+    print(
+        f"most probable model: {result.best}; phase: {best} "
+        f"(p = {float(result.phases.max()):.3f})"
+    )
+    print(f"wrote {args.out}, {table_csv.name}, {phase_csv.name}")
+    return 0
+
+
 def _summary(args: argparse.Namespace) -> int:
     import xarray as xr
 
@@ -219,9 +329,14 @@ def _enable_compilation_cache() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    if args.command == "fit":
+    if args.command in ("fit", "compare"):
         _enable_compilation_cache()
-    handlers = {"simulate": _simulate, "fit": _fit, "summary": _summary}
+    handlers = {
+        "simulate": _simulate,
+        "fit": _fit,
+        "compare": _compare,
+        "summary": _summary,
+    }
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import time
+from types import ModuleType
 
 import jax
 import numpy as np
 import xarray as xr
 from arviz_base import from_numpyro
+from scipy.special import logsumexp
 
 from htmp_infer.diagnostics import check_convergence
 from htmp_infer.errors import HTMPError
@@ -89,6 +91,19 @@ def fit(
     t_stats = time.perf_counter() - t0
     key_mcmc, key_rest = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
+    if getattr(module, "EXACT_POSTERIOR", False):
+        dt = _exact_fit(module, spectrum, chains, draws)
+        return _finish(
+            module,
+            dt,
+            spectrum,
+            model,
+            seed,
+            key_rest,
+            ppc_draws,
+            (chains, draws, warmup),
+            (t_stats, time.perf_counter() - t0),
+        )
     run = run_nuts(
         program,
         data,
@@ -105,22 +120,92 @@ def fit(
     dt = from_numpyro(
         run,
         log_likelihood=True,
-        constant_data={
-            "n": np.asarray(spectrum.n),
-            "n_cols": np.asarray(spectrum.n_cols),
-            "gamma": np.asarray(spectrum.gamma),
-            "n_zero": np.asarray(spectrum.n_zero),
-        },
+        constant_data=_constant_data(spectrum),
         coords={"eig": np.arange(spectrum.n)},
         dims={"eigenvalues": ["eig"]},
     )
+    return _finish(
+        module,
+        dt,
+        spectrum,
+        model,
+        seed,
+        key_rest,
+        ppc_draws,
+        (chains, draws, warmup),
+        (t_stats, t_sample),
+    )
+
+
+def _constant_data(spectrum: Spectrum) -> dict[str, np.ndarray]:
+    return {
+        "n": np.asarray(spectrum.n),
+        "n_cols": np.asarray(spectrum.n_cols),
+        "gamma": np.asarray(spectrum.gamma),
+        "n_zero": np.asarray(spectrum.n_zero),
+    }
+
+
+def _exact_fit(
+    module: ModuleType,
+    spectrum: Spectrum,
+    chains: int,
+    draws: int,
+) -> xr.DataTree:
+    """Posterior of a model without continuous parameters (exact, no MCMC)."""
+    logits = np.asarray(module.exact_logits(spectrum))
+    log_lik = float(logsumexp(logits))
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    post = xr.Dataset(
+        {
+            "spike_logits": (
+                ("chain", "draw", "spike_count"),
+                np.broadcast_to(logits, (chains, draws, logits.size)),
+            )
+        },
+        coords=coords,
+    )
+    ll = xr.Dataset(
+        {"eigenvalues": (("chain", "draw"), np.full((chains, draws), log_lik))},
+        coords=coords,
+    )
+    obs = xr.Dataset(
+        {"eigenvalues": (("eig",), np.asarray(spectrum.eigenvalues))},
+        coords={"eig": np.arange(spectrum.n)},
+    )
+    const = xr.Dataset({k: ((), v) for k, v in _constant_data(spectrum).items()})
+    return xr.DataTree.from_dict(
+        {
+            "posterior": post,
+            "log_likelihood": ll,
+            "observed_data": obs,
+            "constant_data": const,
+        }
+    )
+
+
+def _finish(
+    module: ModuleType,
+    dt: xr.DataTree,
+    spectrum: Spectrum,
+    model: str,
+    seed: int,
+    key_rest: jax.Array,
+    ppc_draws: int,
+    lengths: tuple[int, int, int],
+    seconds: tuple[float, float],
+) -> xr.DataTree:
+    """Collapsed parameters, posterior predictive, diagnostics and attributes."""
+    chains, draws, warmup = lengths
+    t_stats, t_sample = seconds
+    exact = getattr(module, "EXACT_POSTERIOR", False)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key_rest)).tolist())
     post = dt["posterior"].dataset
     samples = {v: post[v].values for v in post.data_vars}
     extra = module.postprocess(rng, samples, spectrum)
-    dt["posterior"] = xr.DataTree(
-        post.assign({k: (("chain", "draw"), v) for k, v in extra.items()})
-    )
+    post = post.assign({k: (("chain", "draw"), v) for k, v in extra.items()})
+    post = post.drop_vars(["spike_logits"], errors="ignore")
+    dt["posterior"] = xr.DataTree(post)
     t0 = time.perf_counter()
     if ppc_draws:
         dt["posterior_predictive"] = xr.DataTree(
@@ -129,7 +214,7 @@ def fit(
             )
         )
     t_ppc = time.perf_counter() - t0
-    diag = check_convergence(dt, ["kappa"])
+    diag = {"exact": 1} if exact else check_convergence(dt, ["kappa"])
     dt.attrs.update(
         {
             "model": model,
@@ -138,7 +223,7 @@ def fit(
             "chains": chains,
             "draws": draws,
             "warmup": warmup,
-            "backend": jax.default_backend(),
+            "backend": "exact" if exact else jax.default_backend(),
             "seconds_stats": t_stats,
             "seconds_sampling": t_sample,
             "seconds_ppc": t_ppc,

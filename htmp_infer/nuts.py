@@ -20,8 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from arviz_base.io_numpyro import NumPyroInferenceAdapter
 from numpyro.infer.hmc import hmc
-from numpyro.infer.util import initialize_model
 from tqdm.auto import tqdm
+
+from htmp_infer._potential import deterministic_sites, latent_sites, potential
 
 __all__ = ["NUTSRun", "run_nuts"]
 
@@ -83,10 +84,14 @@ def _compile(
     warmup: int,
     target_accept: float,
 ) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
-    info, potential_gen, postprocess_gen, _ = initialize_model(
-        jax.random.key(0), program, model_kwargs=example, dynamic_args=True
-    )
-    template = info.z
+    template = latent_sites(program, example)
+
+    def potential_gen(**data: Any) -> Callable[[Any], Any]:
+        return lambda z: potential(program, z, data)
+
+    def postprocess_gen(**data: Any) -> Callable[[Any], Any]:
+        return lambda z: deterministic_sites(program, z, data)
+
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
     def initial_point(key: jax.Array, data: dict[str, Any]) -> Any:
@@ -187,7 +192,10 @@ def run_nuts(
     label : str
         Progress-bar description.
     """
-    shapes = tuple(sorted((k, tuple(jnp.shape(v))) for k, v in data.items()))
+    shapes = tuple(
+        (str(path), tuple(jnp.shape(v)))
+        for path, v in jax.tree_util.tree_leaves_with_path(data)
+    )
     full_key = (cache_key, shapes, chains, warmup, target_accept)
     if full_key not in _CACHE:
         if len(_CACHE) >= _CACHE_SIZE:

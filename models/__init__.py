@@ -10,4 +10,9 @@ Each model module exposes:
   predictive checks.
 """
 
-REGISTRY = {"htmp": "models.htmp"}
+REGISTRY = {
+    "mp": "models.mp",
+    "htmp": "models.htmp",
+    "inverse_htmp": "models.inverse_htmp",
+    "temperature": "models.temperature",
+}

@@ -11,7 +11,11 @@ and rate :math:`\vartheta`:
 
     \log\kappa \sim \mathcal N(\log 4,\ 3^2), \qquad
     p(\vartheta) \propto 1/\vartheta, \qquad
-    \lambda \mid \kappa, \vartheta \sim \mathrm{HTMP}_{N,M}(\kappa, \vartheta).
+    \lambda \mid \kappa, \vartheta, k \sim \mathrm{HTMP}_{N-k,M-k}(\kappa, \vartheta)
+    \oplus k \text{ spikes}.
+
+The :math:`k` spikes (outliers above the bulk, :mod:`htmp_infer.spikes`) are summed
+out exactly; ``n_spikes`` is drawn from its conditional posterior per draw.
 
 Priors
 ------
@@ -20,6 +24,8 @@ Priors
   (beyond :math:`\kappa = N`, the real Gaussian matrix :math:`\beta = 1`, for
   :math:`N` up to :math:`10^4`; the limit law is Marchenko–Pastur already for
   :math:`\kappa \gtrsim 10^2`).
+- spikes: :math:`P(k)\propto 2^{-k}` on :math:`0..K`, Pareto ratios above the bulk
+  with index :math:`\nu\sim\mathrm{Gamma}(2,1)` (:mod:`htmp_infer.spikes`).
 - rate :math:`\vartheta`: scale-invariant (Jeffreys). Eigenvalue units carry no
   information, so inference does not depend on how a spectrum is scaled.
 
@@ -49,10 +55,16 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
-from htmp_infer import ScaleFreeHTMP, Spectrum
-from htmp_infer.likelihood import htmp_beta_shape
+from htmp_infer import Spectrum
+from htmp_infer.mechanisms import as_table, laguerre_bulk, spiked_data
 from htmp_infer.sampling import sample_htmp
-from htmp_infer.selberg import laguerre_energy
+from htmp_infer.spikes import (
+    add_spikes,
+    default_max_spikes,
+    spike_log_prior,
+    spike_table,
+)
+from models._common import observe, spike_counts
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
@@ -61,53 +73,70 @@ LOG_KAPPA_SCALE = 3.0
 def model(
     eigenvalues: Array | None,
     *,
-    log_vandermonde: Array | None = None,
-    n: int,
+    table: dict[str, Array],
+    sizes: tuple[int, ...],
     n_cols: float,
 ) -> None:
-    """The HTMP NumPyro program (scale integrated out)."""
+    """The HTMP NumPyro program (rate integrated, spike count summed out)."""
     log_kappa = numpyro.sample("log_kappa", dist.Normal(LOG_KAPPA_LOC, LOG_KAPPA_SCALE))
     kappa = numpyro.deterministic("kappa", jnp.exp(log_kappa))
-    numpyro.sample(
-        "eigenvalues",
-        ScaleFreeHTMP(kappa, n=n, n_cols=n_cols, log_vandermonde=log_vandermonde),
-        obs=eigenvalues,
-    )
+    tab = as_table(sizes, table)
+    observe(eigenvalues, laguerre_bulk(tab, n_cols, kappa), tab)
 
 
 def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
     """Arguments fixed at compile time (shapes)."""
-    return {"n": spectrum.n, "n_cols": spectrum.n_cols}
+    return spiked_data(spectrum)[0]
 
 
 def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the data and its cached log-Vandermonde sum."""
-    return {
-        "eigenvalues": jnp.asarray(spectrum.eigenvalues),
-        "log_vandermonde": jnp.asarray(spectrum.log_vandermonde),
-    }
+    """Traced arguments: the data and its cached per-spike-count statistics."""
+    return spiked_data(spectrum)[1]
 
 
 def postprocess(
     rng: np.random.Generator, samples: dict[str, np.ndarray], spectrum: Spectrum
 ) -> dict[str, np.ndarray]:
-    r"""Draw the rate exactly from :math:`\mathrm{Gamma}(E(\kappa), S)` per draw."""
+    r"""Draw the spike count, then the rate from :math:`\mathrm{Gamma}(E, S)`."""
     kappa = np.asarray(samples["kappa"])
-    beta, shape = htmp_beta_shape(kappa, spectrum.n, spectrum.n_cols)
-    energy = np.asarray(laguerre_energy(spectrum.n, beta, shape))
-    rate = rng.gamma(energy) / spectrum.stats.total
-    scale = np.asarray(beta) * spectrum.n_cols / (2.0 * rate)
-    return {"rate": rate, "scale": scale, "kappa_over_gamma": kappa / spectrum.gamma}
+    k = spike_counts(rng, samples)
+    tab = spike_table(spectrum)
+    n = np.asarray(tab.n)[k]
+    beta = kappa / n
+    shape = beta * (spectrum.n_cols - k - n + 1.0) / 2.0
+    energy = n * shape + beta * n * (n - 1.0) / 2.0  # laguerre_energy, per draw
+    rate = rng.gamma(energy) / tab.total[k]
+    scale = beta * (spectrum.n_cols - k) / (2.0 * rate)
+    return {
+        "n_spikes": k,
+        "rate": rate,
+        "scale": scale,
+        "kappa_over_gamma": kappa / spectrum.gamma,
+    }
 
 
 def simulate(
     rng: np.random.Generator, params: dict[str, float], spectrum: Spectrum
 ) -> np.ndarray:
-    """One exact replicated spectrum at the given posterior draw."""
-    return sample_htmp(
+    """One exact replicated spectrum (bulk and spikes) at the given draw."""
+    k = int(params.get("n_spikes", 0))
+    bulk = sample_htmp(
         rng,
-        spectrum.n,
+        spectrum.n - k,
         params["kappa"],
-        n_cols=spectrum.n_cols,
+        n_cols=spectrum.n_cols - k,
         scale=params["scale"],
     )
+    return add_spikes(rng, bulk, k)
+
+
+def sample_prior(rng: np.random.Generator, n: int) -> dict[str, float]:
+    """One draw of the parameters from the prior (scale fixed at 1: improper)."""
+    log_kappa = rng.normal(LOG_KAPPA_LOC, LOG_KAPPA_SCALE)
+    p = np.exp(spike_log_prior(default_max_spikes(n)))
+    return {
+        "log_kappa": log_kappa,
+        "kappa": float(np.exp(log_kappa)),
+        "scale": 1.0,
+        "n_spikes": float(rng.choice(p.size, p=p)),
+    }

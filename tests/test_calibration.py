@@ -1,9 +1,10 @@
 """Calibration of the htmp posterior on spectra drawn from its own prior.
 
-For each replicate, κ is drawn from the model's prior, a spectrum from the exact
-finite-N sampler, and the 90% equal-tailed credible interval of κ from ``fit`` is
-checked for coverage. With an exact likelihood and a correct sampler, coverage is
-Binomial(R, 0.9)/R.
+For each replicate, κ and the spike count are drawn from the model's prior, a
+spectrum from the exact finite-N sampler (bulk and spikes,
+``models.htmp.simulate``), and the 90% equal-tailed credible interval of κ from
+``fit`` is checked for coverage. With an exact likelihood and a correct sampler,
+coverage is Binomial(R, 0.9)/R.
 
 Rejection of numerically unrepresentable spectra: for κ ≲ 0.02 at N = 300 some
 χ² draws underflow float64 (eigenvalues below 1e-300 or exactly 0). We reject a
@@ -21,10 +22,10 @@ import pytest
 from scipy import stats
 
 from htmp_infer import Spectrum, fit
-from htmp_infer.sampling import sample_htmp
 from models import htmp as htmp_model
 
 N, GAMMA = 300, 0.5
+SHAPE = Spectrum.from_eigenvalues(np.arange(1.0, N + 1.0), gamma=GAMMA)
 REPLICATES = 200
 SEED = 20261128
 
@@ -36,9 +37,10 @@ def test_kappa_90_interval_covers_truth_90_percent():
     while len(covered) < REPLICATES:
         rng = np.random.default_rng([SEED, r])
         r += 1
-        log_kappa = rng.normal(htmp_model.LOG_KAPPA_LOC, htmp_model.LOG_KAPPA_SCALE)
-        kappa = math.exp(log_kappa)
-        lam = sample_htmp(rng, N, kappa, gamma=GAMMA, scale=math.exp(rng.normal()))
+        params = htmp_model.sample_prior(rng, N)  # kappa and the spike count
+        params["scale"] = math.exp(rng.normal())
+        kappa = params["kappa"]
+        lam = htmp_model.simulate(rng, params, SHAPE)
         if not lam[0] > 1e-250 * lam[-1]:
             rejected += 1
             continue

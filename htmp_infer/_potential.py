@@ -1,0 +1,76 @@
+"""Potential energy and deterministic sites of a NumPyro program, traced under jit.
+
+``numpyro.infer.util.initialize_model`` runs the model eagerly, op by op, to find
+its sites; with the Selberg normaliser that costs seconds per model and shape.
+Every htmp-infer model has real-valued latent sites only (log-parameters with
+Normal or improper flat priors), so the unconstrained space is the latent space
+itself and the sites can be found by abstract tracing (``jax.eval_shape``), which
+costs milliseconds. A program with a constrained latent site is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from numpyro import handlers
+from numpyro.distributions import constraints
+from numpyro.infer.util import log_density
+
+from htmp_infer.errors import HTMPError
+
+__all__ = ["deterministic_sites", "latent_sites", "potential"]
+
+
+def _zeros(site: dict[str, Any]) -> Array | None:
+    if site["type"] != "sample" or site.get("is_observed"):
+        return None
+    return jnp.zeros(site["fn"].shape())
+
+
+def _is_real(support: Any) -> bool:
+    while isinstance(support, constraints.independent):
+        support = support.base_constraint
+    return support is constraints.real
+
+
+def latent_sites(program: Callable[..., None], data: dict[str, Any]) -> dict[str, Any]:
+    """Names and shapes of the latent sample sites (all real-valued)."""
+    found: dict[str, tuple[int, ...]] = {}
+
+    def trace(d: dict[str, Any]) -> Array:
+        model = handlers.substitute(program, substitute_fn=_zeros)
+        tr = handlers.trace(model).get_trace(**d)
+        for name, site in tr.items():
+            if site["type"] != "sample" or site["is_observed"]:
+                continue
+            if not _is_real(site["fn"].support):
+                raise HTMPError(f"latent site {name!r} is not real-valued")
+            found[name] = tuple(jnp.shape(site["value"]))
+        return jnp.zeros(())
+
+    jax.eval_shape(trace, data)
+    return {name: jnp.zeros(shape) for name, shape in found.items()}
+
+
+def potential(
+    program: Callable[..., None], z: dict[str, Array], data: dict[str, Any]
+) -> Array:
+    """Negative log joint density at latent values ``z`` (no Jacobians needed)."""
+    return -log_density(program, (), data, z)[0]
+
+
+def deterministic_sites(
+    program: Callable[..., None], z: dict[str, Array], data: dict[str, Any]
+) -> dict[str, Array]:
+    """Latent and deterministic site values at ``z``."""
+    tr = handlers.trace(handlers.substitute(program, data=z)).get_trace(**data)
+    return {
+        name: site["value"]
+        for name, site in tr.items()
+        if site["type"] == "deterministic"
+        or (site["type"] == "sample" and not site["is_observed"])
+    }

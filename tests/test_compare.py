@@ -1,0 +1,173 @@
+"""Evidence by quadrature, model weights and the ``compare`` command."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate
+
+from htmp_infer import Spectrum, sample_htmp
+from htmp_infer.cli import main
+from htmp_infer.compare import weights_of
+from htmp_infer.evidence import log_evidence, posterior_grid
+from htmp_infer.mechanisms import as_table, laguerre_bulk, spiked_data
+from models import htmp as htmp_model
+from models import mp as mp_model
+
+N, GAMMA = 120, 0.5
+
+
+@pytest.fixture(scope="module")
+def spectrum() -> Spectrum:
+    x = sample_htmp(3, N, 2.0, gamma=GAMMA)
+    return Spectrum.from_eigenvalues(x, gamma=GAMMA, name="synthetic")
+
+
+def test_htmp_evidence_matches_adaptive_quadrature(spectrum: Spectrum) -> None:
+    """Grid evidence vs scipy.quad over log kappa of prior x marginal likelihood.
+
+    The integrand is analytic and unimodal; quad reaches ~1e-10 relative. The grid
+    rule (h = 1/2) must agree within its own error estimate (the h = 1 rule's
+    difference, an upper bound) or 1e-5 nats, whichever is larger.
+    """
+    static, data = spiked_data(spectrum)
+    tab = as_table(static["sizes"], data["table"])
+
+    @jax.jit
+    def log_joint(log_kappa: jax.Array) -> jax.Array:
+        bulk = laguerre_bulk(tab, static["n_cols"], jnp.exp(log_kappa))
+        lik = jax.scipy.special.logsumexp(bulk + tab.spike_log_density + tab.log_prior)
+        prior = jax.scipy.stats.norm.logpdf(
+            log_kappa, htmp_model.LOG_KAPPA_LOC, htmp_model.LOG_KAPPA_SCALE
+        )
+        return lik + prior
+
+    ev = log_evidence(spectrum, "htmp")
+    grid = np.linspace(-8, 10, 2001)
+    vals = np.array([float(log_joint(v)) for v in grid[::50]])
+    peak = grid[::50][np.argmax(vals)]
+    shift = float(np.max(vals))
+    value, _ = integrate.quad(
+        lambda t: math.exp(float(log_joint(t)) - shift),
+        peak - 4,
+        peak + 4,
+        epsabs=0,
+        epsrel=1e-11,
+        limit=200,
+    )
+    assert ev.dim == 1 and ev.method == "trapezoid grid"
+    assert ev.error < 1e-3
+    tol = max(1e-5, ev.error)
+    assert ev.log_evidence == pytest.approx(math.log(value) + shift, abs=tol)
+
+
+def test_mp_evidence_is_the_exact_sum(spectrum: Spectrum) -> None:
+    ev = log_evidence(spectrum, "mp")
+    logits = mp_model.exact_logits(spectrum)
+    assert ev.dim == 0
+    assert ev.log_evidence == pytest.approx(
+        float(np.logaddexp.reduce(logits)), abs=1e-9
+    )
+
+
+def test_temperature_grid_agrees_with_importance_sampling(spectrum: Spectrum) -> None:
+    """3-D trapezoid grid vs an independent Student-t importance sampler."""
+    from htmp_infer import evidence
+
+    ev = log_evidence(spectrum, "temperature")
+    names, value_grad, batch, _ = evidence._potential_fns("temperature", spectrum)
+    mode = evidence._mode(value_grad, len(names), 0, 4)
+    chol = evidence._whitening(value_grad, mode)
+    is_ev = evidence._importance("temperature", batch, mode, chol, seed=1)
+    assert ev.dim == 3
+    # 4 IS standard errors plus the grid error estimate: false failure < 1e-4.
+    assert abs(ev.log_evidence - is_ev.log_evidence) < 4 * is_ev.error + ev.error
+
+
+def test_posterior_grid_is_a_distribution(spectrum: Spectrum) -> None:
+    grid = posterior_grid(spectrum, "htmp")
+    assert grid.names == ["log_kappa"]
+    assert grid.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    lo, hi = grid.points[:, 0].min(), grid.points[:, 0].max()
+    assert grid.cdf("log_kappa", lo - 1) == 0.0
+    assert grid.cdf("log_kappa", hi + 1) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_weights_are_posterior_model_probabilities() -> None:
+    w = weights_of([0.0, math.log(3.0)])
+    assert np.allclose(w, [0.25, 0.75])
+
+
+def test_spectra_prefer_their_own_mechanism(spectrum: Spectrum) -> None:
+    """An HTMP spectrum prefers htmp to mp; its reciprocal prefers inverse_htmp."""
+    lz = {m: log_evidence(spectrum, m).log_evidence for m in ("mp", "htmp")}
+    assert lz["htmp"] > lz["mp"] + 10
+    inv = Spectrum.from_eigenvalues(
+        1.0 / spectrum.eigenvalues, gamma=GAMMA, name="inverse"
+    )
+    li = {m: log_evidence(inv, m).log_evidence for m in ("htmp", "inverse_htmp")}
+    assert li["inverse_htmp"] > li["htmp"] + 10
+
+
+@pytest.mark.slow
+def test_cli_compare_writes_tables_and_fits(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    x = sample_htmp(4, N, 1.9, gamma=GAMMA)
+    src = tmp_path / "spec.npy"
+    np.save(src, x)
+    out = tmp_path / "cmp.nc"
+    rc = main(
+        [
+            "compare",
+            str(src),
+            "--gamma",
+            str(GAMMA),
+            "--out",
+            str(out),
+            "--chains",
+            "2",
+            "--draws",
+            "200",
+            "--warmup",
+            "200",
+            "--ppc-draws",
+            "0",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "most probable model: htmp" in text
+    import pandas as pd
+    import xarray as xr
+
+    table = pd.read_csv(tmp_path / "cmp_comparison.csv", index_col=0)
+    assert set(table.index) == {"mp", "htmp", "inverse_htmp", "temperature"}
+    assert table["weight"].sum() == pytest.approx(1.0, abs=1e-12)
+    phases = pd.read_csv(tmp_path / "cmp_phases.csv", index_col=0)
+    assert phases["probability"].sum() == pytest.approx(1.0, abs=1e-12)
+    tree = xr.open_datatree(out, engine="h5netcdf")
+    assert "fit_htmp" in tree.children and "comparison" in tree.children
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--models", "htmp,nope"], "unknown model"),
+        (["--fits", "nope"], "unknown model"),
+        (["--models", ","], "empty model list"),
+    ],
+)
+def test_cli_compare_rejects_bad_models(tmp_path, capsys, args, message) -> None:  # type: ignore[no-untyped-def]
+    src = tmp_path / "spec.npy"
+    np.save(src, sample_htmp(4, 50, 2.0, gamma=GAMMA))
+    out = tmp_path / "cmp.nc"
+    rc = main(["compare", str(src), "--gamma", "0.5", "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
