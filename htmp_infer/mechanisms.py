@@ -31,7 +31,7 @@ from jax.scipy.special import gammaln
 from jax.typing import ArrayLike
 from numpyro.distributions import Distribution, constraints
 
-from htmp_infer.selberg import laguerre_shape_log_normalizer_sizes
+from htmp_infer.selberg import laguerre_shape_log_normalizer_sizes, lngamma_sum
 from htmp_infer.spectrum import Spectrum
 from htmp_infer.spikes import SpikeTable, spike_table
 
@@ -181,9 +181,19 @@ def inverse_laguerre_bulk(table: SpikeTable, n_cols: float, kappa: ArrayLike) ->
 
 
 def _jacobi_sizes(sizes: tuple[int, ...], b: Array, a: Array, tail: Array) -> Array:
-    """:func:`htmp_infer.jacobi.jacobi_log_normalizer` for every size at once."""
+    r""":func:`htmp_infer.jacobi.jacobi_log_normalizer` for every size at once.
+
+    :math:`\log S_n = \Sigma(a) + \Sigma(b') + \Sigma(1+g) - \Sigma(a+b'+(n-1)g)
+    - n\ln\Gamma(1+g)` with :math:`\Sigma(c) = \sum_{j<n}\ln\Gamma(c+gj)`, each
+    :math:`O(1)` by Euler–Maclaurin (:func:`~htmp_infer.selberg.lngamma_sum`) once
+    every size exceeds 64; smaller sizes use the direct sum.
+    """
     g = b / 2.0
     n = jnp.asarray(sizes, dtype=float)
+    if min(sizes) > 64:
+        c = jnp.stack([a, tail + 0.0 * g, 1.0 + g, a + tail + (n - 1.0) * g])
+        sums = lngamma_sum(c, g, n)
+        return sums[0] + sums[1] + sums[2] - sums[3] - n * gammaln(1.0 + g)
     j = jnp.arange(max(sizes), dtype=float)[:, None]
     mask = j < n
     terms = (

@@ -16,8 +16,9 @@ bleeding-out      :math:`\kappa \ge 20`, :math:`k \ge 1`, top spike < 1.25 × th
                   bulk maximum (outliers hugging the edge)
 bulk+spikes       :math:`\kappa \ge 20`, :math:`k \ge 1`, top spike ≥ 1.25 × the
                   bulk maximum
-bulk-decay        :math:`\kappa < 20`, :math:`\delta \ge 5` (α ≥ 6)
-heavy-tailed      :math:`0.5 \le \delta < 5` (1.5 ≤ α < 6, WeightWatcher's
+bulk-decay        :math:`\kappa < 20`, :math:`\delta \ge 3` (α ≥ 4: beyond
+                  WeightWatcher's "moderately heavy-tailed" 2 ≤ α ≤ 4)
+heavy-tailed      :math:`0.5 \le \delta < 3` (1.5 ≤ α < 4, WeightWatcher's
                   heavy-tailed range widened to its "very heavy" end)
 rank-collapse     :math:`\delta < 0.5` (α < 1.5): mass piles at zero
 ================  ==============================================================
@@ -44,7 +45,7 @@ PHASES = (
     "rank-collapse",
 )
 KAPPA_MP = 20.0
-DELTA_DECAY = 5.0
+DELTA_DECAY = 3.0
 DELTA_COLLAPSE = 0.5
 SPIKE_SEPARATION = 1.25
 

@@ -20,7 +20,8 @@ G = 0.3255  # Figure 2's aspect ratio (MiniAlexNet FC1, 1000 x 3072)
         (5.5, 0, 1.0, "bulk-decay"),  # delta = 5.70
         (1.9, 0, 1.0, "heavy-tailed"),  # delta = 1.97
         (1e-3, 0, 1.0, "rank-collapse"),  # delta = 0.001
-        (4.7, 3, 5.0, "heavy-tailed"),  # spikes do not matter off the MP family
+        (2.5, 3, 5.0, "heavy-tailed"),  # spikes do not matter off the MP family
+        (3.0, 0, 1.0, "bulk-decay"),  # delta = 3.10, just above the alpha = 4 line
     ],
 )
 def test_classify_figure2_values(
@@ -71,6 +72,7 @@ def test_figure2_spectra_get_their_phase(kappa: float | None, phase: str) -> Non
         spectrum = Spectrum.from_eigenvalues(lam, n_cols=m)
     dt = fit(spectrum, chains=2, draws=500, warmup=500, progress=False, ppc_draws=0)
     prob = phase_posterior(dt)
+    print(f"\nkappa={kappa}: {prob.to_series().round(3).to_dict()}")
     assert float(prob.sel(phase=phase)) >= 0.9, prob.to_series().to_dict()
 
 
