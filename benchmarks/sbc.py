@@ -53,7 +53,7 @@ def main() -> None:
             print(
                 f"{model:13s} {name:19s} chi2 p = {pv:.3f}  counts "
                 f"{res.counts[name].tolist()}  (R = {args.replicates}, N = {args.n}, "
-                f"redrawn {res.redrawn}, {secs:.0f} s)",
+                f"redrawn {res.redrawn}, failed {res.failed}, {secs:.0f} s)",
                 flush=True,
             )
     cols = max(len(r.pit) for r in results)

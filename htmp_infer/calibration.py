@@ -50,6 +50,10 @@ class SBCResult(NamedTuple):
         The 10-bin histogram.
     redrawn : int
         Prior draws whose spectra were not representable in float64.
+    failed : int
+        Replicates whose posterior could not be computed (an ``HTMPError``, e.g.
+        an unstable likelihood far in the tails); excluded from ``pit`` and
+        reported, since excluding them could bias the histogram.
     """
 
     model: str
@@ -57,6 +61,7 @@ class SBCResult(NamedTuple):
     pvalue: dict[str, float]
     counts: dict[str, np.ndarray]
     redrawn: int
+    failed: int
 
 
 def simulate_from_prior(
@@ -109,11 +114,15 @@ def sbc(
     """
     rng = np.random.default_rng(seed)
     pit: dict[str, list[float]] = {}
-    redrawn = 0
+    redrawn = failed = 0
     for _ in tqdm(range(replicates), desc=f"SBC {model}", disable=not progress):
         params, spec, r = simulate_from_prior(model, rng, n, gamma)
         redrawn += r
-        grid = posterior_grid(spec, model)
+        try:
+            grid = posterior_grid(spec, model)
+        except HTMPError:
+            failed += 1  # reported, never dropped silently
+            continue
         for name in grid.names:
             if name == "log_relative_scale":
                 truth = module_relative_scale(model, params, spec)
@@ -125,7 +134,7 @@ def sbc(
         k: np.histogram(v, bins=bins, range=(0.0, 1.0))[0] for k, v in out.items()
     }
     pvalue = {k: float(stats.chisquare(c).pvalue) for k, c in counts.items()}
-    return SBCResult(model, out, pvalue, counts, redrawn)
+    return SBCResult(model, out, pvalue, counts, redrawn, failed)
 
 
 def module_relative_scale(

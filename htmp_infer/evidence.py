@@ -67,6 +67,7 @@ _IS_DRAWS = 20000
 _LAST_GRID: dict[str, np.ndarray] = {}
 _PRUNE = 40.0
 _MAX_COARSE = 2e5
+_UNSTABLE = 10.0  # nats above the optimised mode: numerical failure, not a mode
 _MAX_ERROR = 0.1  # nats; a larger quadrature error is an error, not a result
 
 
@@ -216,6 +217,7 @@ def _grid_log_integral(
     chol: np.ndarray,
     radii: np.ndarray,
     spacing: float,
+    peak: float,
 ) -> tuple[float, float, np.ndarray, int]:
     """Trapezoid rule on the whitened box; returns value, error, face drops, count.
 
@@ -252,6 +254,11 @@ def _grid_log_integral(
     todo = need & ~is_coarse
     z = mode + grid @ chol.T
     logf[todo] = _evaluate(batch, z[todo])
+    if np.max(logf) > peak + _UNSTABLE:
+        raise HTMPError(
+            "evidence: the likelihood is numerically unstable far from the mode "
+            f"(a grid node exceeds the mode by {np.max(logf) - peak:.3g} nats)"
+        )
     log_jac = float(np.linalg.slogdet(chol)[1])
     fine = logsumexp(logf) + d * math.log(spacing) + log_jac
     coarse = logsumexp(logf_c) + d * math.log(2 * spacing) + log_jac
@@ -350,6 +357,7 @@ def log_evidence(
     chol = _whitening(value_grad, mode)
     if d <= 3:
         radii = _axis_radii(batch, mode, chol)
+        peak = float(_evaluate(batch, mode[None, :])[0])
         total = 0
         for _ in range(3):
             counts = np.floor(radii / _SPACING[d]) + 1  # coarse nodes per axis
@@ -358,7 +366,7 @@ def log_evidence(
                 # curved posterior): Student-t importance sampling is robust there.
                 return _importance(model, batch, mode, chol * radii / _RADIUS, seed)
             value, err, drops, evals = _grid_log_integral(
-                batch, mode, chol, radii, _SPACING[d]
+                batch, mode, chol, radii, _SPACING[d], peak
             )
             total += evals
             if np.all(drops >= _BORDER_DROP):
