@@ -14,8 +14,12 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from htmp_infer.errors import HTMPError
+
+if TYPE_CHECKING:
+    from htmp_infer.spectrum import Spectrum
 
 __all__ = ["main"]
 
@@ -148,7 +152,6 @@ def _fit(args: argparse.Namespace) -> int:
     from htmp_infer.inference import fit
     from htmp_infer.io import atomic_path
     from htmp_infer.registry import available_models
-    from htmp_infer.spectrum import Spectrum
 
     if args.out.suffix != ".nc":
         raise HTMPError(f"--out must end in .nc, got {args.out.name}")
@@ -159,16 +162,7 @@ def _fit(args: argparse.Namespace) -> int:
             f"unknown model {args.model!r}; choose one of "
             f"{', '.join(available_models())}"
         )
-    if args.matrix and (args.gamma is not None or args.n_cols is not None):
-        raise HTMPError("--gamma/--n-cols are read from the matrix shape with --matrix")
-    spectrum = Spectrum.load(
-        args.input, gamma=args.gamma, n_cols=args.n_cols, matrix=args.matrix
-    )
-    print(
-        f"{spectrum.name}: N={spectrum.n} M={spectrum.n_cols:g} "
-        f"γ={spectrum.gamma:.4g} zeros removed={spectrum.n_zero}",
-        file=sys.stderr,
-    )
+    spectrum = _load_spectrum(args)
     dt = fit(
         spectrum,
         args.model,
@@ -195,7 +189,7 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_spectrum(args: argparse.Namespace) -> object:
+def _load_spectrum(args: argparse.Namespace) -> Spectrum:
     from htmp_infer.spectrum import Spectrum
 
     if args.matrix and (args.gamma is not None or args.n_cols is not None):
@@ -240,7 +234,7 @@ def _compare(args: argparse.Namespace) -> int:
         )
     spectrum = _load_spectrum(args)
     result = compare(
-        spectrum,  # type: ignore[arg-type]
+        spectrum,
         models,
         seed=args.seed,
         fit_models=fits,

@@ -8,7 +8,8 @@ import numpy as np
 import numpyro
 from jax import Array
 
-from htmp_infer.mechanisms import JointLogDensity
+from htmp_infer.mechanisms import JointLogDensity, spiked_data
+from htmp_infer.spectrum import Spectrum
 from htmp_infer.spikes import (
     SpikeTable,
     draw_spike_counts,
@@ -16,7 +17,17 @@ from htmp_infer.spikes import (
     spike_logits,
 )
 
-__all__ = ["observe", "spike_counts"]
+__all__ = ["data_kwargs", "observe", "spike_counts", "static_kwargs"]
+
+
+def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
+    """Arguments fixed at compile time (shapes), shared by the spiked models."""
+    return spiked_data(spectrum)[0]
+
+
+def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
+    """Traced arguments: the data and its cached per-spike-count statistics."""
+    return spiked_data(spectrum)[1]
 
 
 def observe(eigenvalues: Array | None, bulk: Array, table: SpikeTable) -> None:

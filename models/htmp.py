@@ -47,7 +47,6 @@ the expected mean eigenvalue.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -56,7 +55,7 @@ import numpyro.distributions as dist
 from jax import Array
 
 from htmp_infer import Spectrum
-from htmp_infer.mechanisms import as_table, laguerre_bulk, spiked_data
+from htmp_infer.mechanisms import as_table, laguerre_bulk
 from htmp_infer.sampling import sample_htmp
 from htmp_infer.spikes import (
     add_spikes,
@@ -64,7 +63,9 @@ from htmp_infer.spikes import (
     spike_log_prior,
     spike_table,
 )
+from models._common import data_kwargs as data_kwargs
 from models._common import observe, spike_counts
+from models._common import static_kwargs as static_kwargs
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
@@ -82,16 +83,6 @@ def model(
     kappa = numpyro.deterministic("kappa", jnp.exp(log_kappa))
     tab = as_table(sizes, table)
     observe(eigenvalues, laguerre_bulk(tab, n_cols, kappa), tab)
-
-
-def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Arguments fixed at compile time (shapes)."""
-    return spiked_data(spectrum)[0]
-
-
-def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the data and its cached per-spike-count statistics."""
-    return spiked_data(spectrum)[1]
 
 
 def postprocess(

@@ -27,7 +27,6 @@ Gamma(2, 1) Pareto index.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -36,7 +35,7 @@ import numpyro.distributions as dist
 from jax import Array
 
 from htmp_infer import Spectrum
-from htmp_infer.mechanisms import as_table, inverse_laguerre_bulk, spiked_data
+from htmp_infer.mechanisms import as_table, inverse_laguerre_bulk
 from htmp_infer.sampling import sample_htmp
 from htmp_infer.spikes import (
     add_spikes,
@@ -44,7 +43,9 @@ from htmp_infer.spikes import (
     spike_log_prior,
     spike_table,
 )
+from models._common import data_kwargs as data_kwargs
 from models._common import observe, spike_counts
+from models._common import static_kwargs as static_kwargs
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
@@ -62,16 +63,6 @@ def model(
     kappa = numpyro.deterministic("kappa", jnp.exp(log_kappa))
     tab = as_table(sizes, table)
     observe(eigenvalues, inverse_laguerre_bulk(tab, n_cols, kappa), tab)
-
-
-def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Arguments fixed at compile time (shapes)."""
-    return spiked_data(spectrum)[0]
-
-
-def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the data and its cached per-spike-count statistics."""
-    return spiked_data(spectrum)[1]
 
 
 def postprocess(

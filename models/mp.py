@@ -25,8 +25,6 @@ the evidence is a finite sum.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from jax import Array
 
@@ -39,7 +37,9 @@ from htmp_infer.spikes import (
     spike_log_prior,
     spike_table,
 )
+from models._common import data_kwargs as data_kwargs
 from models._common import observe, spike_counts
+from models._common import static_kwargs as static_kwargs
 
 EXACT_POSTERIOR = True
 """No continuous parameter: fit draws the posterior exactly, without NUTS."""
@@ -55,16 +55,6 @@ def model(
     """The MP NumPyro program (rate integrated, spike count summed out)."""
     tab = as_table(sizes, table)
     observe(eigenvalues, laguerre_bulk(tab, n_cols, beta=1.0), tab)
-
-
-def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Arguments fixed at compile time (shapes)."""
-    return spiked_data(spectrum)[0]
-
-
-def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the data and its cached per-spike-count statistics."""
-    return spiked_data(spectrum)[1]
 
 
 def exact_logits(spectrum: Spectrum) -> np.ndarray:

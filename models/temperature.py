@@ -41,7 +41,6 @@ Priors
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -51,14 +50,16 @@ from jax import Array
 
 from htmp_infer import Spectrum
 from htmp_infer.errors import HTMPError
-from htmp_infer.mechanisms import as_table, betaprime_bulk, spiked_data
+from htmp_infer.mechanisms import as_table, betaprime_bulk
 from htmp_infer.spikes import (
     add_spikes,
     default_max_spikes,
     spike_log_prior,
     spike_table,
 )
+from models._common import data_kwargs as data_kwargs
 from models._common import observe, spike_counts
+from models._common import static_kwargs as static_kwargs
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
@@ -92,16 +93,6 @@ def model(
     observe(
         eigenvalues, betaprime_bulk(tab, eigenvalues, n_cols, kappa, tail, scale), tab
     )
-
-
-def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Arguments fixed at compile time (shapes)."""
-    return spiked_data(spectrum)[0]
-
-
-def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the data and its cached per-spike-count statistics."""
-    return spiked_data(spectrum)[1]
 
 
 def postprocess(
