@@ -12,7 +12,12 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 from htmp_infer.distributions import HTMP, BetaLaguerre, ScaleFreeHTMP  # noqa: E402
-from htmp_infer.errors import ConvergenceWarning, HTMPError, SpectrumError  # noqa: E402
+from htmp_infer.errors import (  # noqa: E402
+    ConvergenceWarning,
+    HTMPError,
+    SpectrumError,
+    WeightsError,
+)
 from htmp_infer.inference import fit  # noqa: E402
 from htmp_infer.sampling import sample_beta_laguerre, sample_htmp  # noqa: E402
 from htmp_infer.spectrum import Spectrum, SufficientStats  # noqa: E402
@@ -28,6 +33,7 @@ __all__ = [
     "Spectrum",
     "SpectrumError",
     "SufficientStats",
+    "WeightsError",
     "__version__",
     "fit",
     "sample_beta_laguerre",

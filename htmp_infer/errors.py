@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "HTMPError", "SpectrumError"]
+__all__ = ["ConvergenceWarning", "HTMPError", "SpectrumError", "WeightsError"]
 
 
 class HTMPError(Exception):
@@ -14,6 +14,10 @@ class HTMPError(Exception):
 
 class SpectrumError(HTMPError, ValueError):
     """A spectrum (eigenvalues or matrix) that cannot be fitted."""
+
+
+class WeightsError(HTMPError, ValueError):
+    """A checkpoint (weights file or directory) that cannot be read."""
 
 
 class ConvergenceWarning(UserWarning):
