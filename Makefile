@@ -7,7 +7,7 @@ setup:
 	@scripts/bootstrap.sh
 
 demo: setup
-	$(VENV)/htmp-infer fit data/default_spectrum.npz --out out/default_fit.nc --plot out/default_fit.png
+	$(VENV)/htmp-infer scan data/minilm_spectra.npz --out out/minilm
 
 lint: setup
 	$(VENV)/ruff check .
@@ -18,4 +18,6 @@ test: lint
 	$(VENV)/python -m pytest -q
 
 bench: setup
+	$(VENV)/pip install -q -e ".[dev,bench]"
+	OPENBLAS_NUM_THREADS=1 $(VENV)/python benchmarks/scan.py
 	$(VENV)/python benchmarks/fit_vs_svd.py

@@ -1,4 +1,4 @@
-"""Command line: ``htmp-infer simulate | fit | compare | summary``.
+"""Command line: ``htmp-infer simulate | fit | compare | summary | scan | ...``.
 
 Every subcommand is a thin wrapper over the public API. Bad input is reported in
 one line on stderr with exit status 2; outputs are written atomically, so a failed
@@ -107,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("summary", help="print the posterior summary of a fit")
     m.add_argument("file", type=Path, help="a .nc written by `htmp-infer fit`")
+
+    from htmp_infer.cli_scan import add_parsers
+
+    add_parsers(sub, _positive_int, _nonnegative_int)
     return p
 
 
@@ -323,7 +327,7 @@ def _enable_compilation_cache() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    if args.command in ("fit", "compare"):
+    if args.command in ("fit", "compare", "scan", "compare-layers"):
         _enable_compilation_cache()
     handlers = {
         "simulate": _simulate,
@@ -335,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = _show_warning
-            return handlers[args.command](args)
+            handler = getattr(args, "handler", None) or handlers[args.command]
+            return int(handler(args))
     except HTMPError as exc:
         print(f"htmp-infer: error: {exc}", file=sys.stderr)
         return 2

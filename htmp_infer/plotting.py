@@ -10,11 +10,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from htmp_infer.limit import htmp_pdf
 
-__all__ = ["plot_esd"]
+__all__ = ["esd_panel", "fit_arrays", "plot_esd"]
 
 
 def _density_band(
@@ -60,6 +61,24 @@ def plot_esd(
     bins : int
         Histogram bins.
     """
+    x, gamma, kappa, kappas, reps = fit_arrays(dt, n_curves)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    esd_panel(axes[0], x, gamma, kappas, reps, bins=bins, log=False)
+    esd_panel(axes[1], x, gamma, kappas, reps, bins=bins, log=True, legend=False)
+    k_med = float(np.median(kappa))
+    axes[0].set_title(
+        f"{dt.attrs.get('spectrum', '')}: γ={gamma:.4g}, κ median {k_med:.3g}"
+    )
+    axes[1].set_title("log-log")
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def fit_arrays(
+    dt: xr.DataTree, n_curves: int = 40
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, np.ndarray | None]:
+    """From a fit: x = λ/mean, γ, κ draws, ``n_curves`` sorted κ, replicates/mean."""
     obs = np.asarray(dt["observed_data"].dataset["eigenvalues"])
     x = obs / obs.mean()
     gamma = float(dt["constant_data"].dataset["gamma"])
@@ -71,63 +90,66 @@ def plot_esd(
         r = np.asarray(dt["posterior_predictive"].dataset["eigenvalues"])
         r = r.reshape(-1, r.shape[-1])
         reps = r / r.mean(axis=1, keepdims=True)
+    return x, gamma, kappa, kappas, reps
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    lin_edges = np.linspace(0.0, np.quantile(x, 0.995) * 1.05, bins + 1)
-    pos = x[x > 0]
-    log_edges = np.geomspace(pos.min() * 0.9, pos.max() * 1.1, bins + 1)
-    for ax, edges, log in ((axes[0], lin_edges, False), (axes[1], log_edges, True)):
-        centers = (
-            np.sqrt(edges[1:] * edges[:-1]) if log else (edges[1:] + edges[:-1]) / 2
-        )
-        grid = (
-            np.geomspace(edges[0], edges[-1], 300)
-            if log
-            else np.linspace(max(edges[0], 1e-6 * edges[-1]), edges[-1], 300)
-        )
-        if reps is not None:
-            lo, hi = _hist_band(edges, reps)
-            ax.fill_between(
-                centers,
-                lo,
-                hi,
-                step="mid",
-                color="0.6",
-                alpha=0.5,
-                label="posterior predictive 90%",
-            )
-        ax.hist(
-            x,
-            bins=edges,
-            density=True,
-            histtype="step",
-            color="k",
-            lw=1.2,
-            label=f"ESD (N={x.size})",
-        )
-        lo, mid, hi = _density_band(grid, gamma, kappas)
+
+def esd_panel(
+    ax: Axes,
+    x: np.ndarray,
+    gamma: float,
+    kappas: np.ndarray,
+    reps: np.ndarray | None,
+    *,
+    bins: int = 60,
+    log: bool = True,
+    legend: bool = True,
+) -> None:
+    """One ESD panel: histogram, HTMP density band, posterior-predictive band."""
+    if log:
+        pos = x[x > 0]
+        edges = np.geomspace(pos.min() * 0.9, pos.max() * 1.1, bins + 1)
+        centers = np.sqrt(edges[1:] * edges[:-1])
+        grid = np.geomspace(edges[0], edges[-1], 300)
+    else:
+        edges = np.linspace(0.0, np.quantile(x, 0.995) * 1.05, bins + 1)
+        centers = (edges[1:] + edges[:-1]) / 2
+        grid = np.linspace(max(edges[0], 1e-6 * edges[-1]), edges[-1], 300)
+    if reps is not None:
+        lo, hi = _hist_band(edges, reps)
         ax.fill_between(
-            grid,
+            centers,
             lo,
             hi,
-            color="tab:red",
-            alpha=0.3,
-            label=r"HTMP $\rho_{\gamma,\kappa}$ 90% band",
+            step="mid",
+            color="0.6",
+            alpha=0.5,
+            label="posterior predictive 90%",
         )
-        ax.plot(grid, mid, color="tab:red", lw=1.2)
-        ax.set_xlabel(r"$x = \lambda / \bar\lambda$")
-        ax.set_ylabel("density")
-        if log:
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            floor = 0.5 / (x.size * np.diff(edges).max())
-            ax.set_ylim(bottom=max(floor, 1e-6))
-    k_med = float(np.median(kappa))
-    axes[0].set_title(
-        f"{dt.attrs.get('spectrum', '')}: γ={gamma:.4g}, κ median {k_med:.3g}"
+    ax.hist(
+        x,
+        bins=list(edges),
+        density=True,
+        histtype="step",
+        color="k",
+        lw=1.2,
+        label=f"ESD (N={x.size})",
     )
-    axes[1].set_title("log-log")
-    axes[0].legend(fontsize=8)
-    if path is not None:
-        fig.savefig(path, dpi=110)
-    return fig
+    lo, mid, hi = _density_band(grid, gamma, kappas)
+    ax.fill_between(
+        grid,
+        lo,
+        hi,
+        color="tab:red",
+        alpha=0.3,
+        label=r"HTMP $\rho_{\gamma,\kappa}$ 90% band",
+    )
+    ax.plot(grid, mid, color="tab:red", lw=1.2)
+    ax.set_xlabel(r"$x = \lambda / \bar\lambda$")
+    ax.set_ylabel("density")
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        floor = 0.5 / (x.size * np.diff(edges).max())
+        ax.set_ylim(bottom=max(floor, 1e-6))
+    if legend:
+        ax.legend(fontsize=8)

@@ -19,13 +19,15 @@ from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from htmp_infer._numerics import log_abs_vandermonde
 from htmp_infer.errors import SpectrumError
 
-__all__ = ["Spectrum", "SufficientStats", "resolve_shape"]
+__all__ = ["Spectrum", "SufficientStats", "matrix_eigenvalues", "resolve_shape"]
 
 
 class SufficientStats(NamedTuple):
@@ -104,6 +106,38 @@ def _check_eigenvalues(values: ArrayLike) -> NDArray[np.float64]:
             f"(min {arr.min():.3g}); eigenvalues of WᵀW are >= 0"
         )
     return np.sort(arr)
+
+
+def matrix_eigenvalues(matrix: ArrayLike) -> NDArray[np.float64]:
+    r"""The :math:`\min(N, M)` eigenvalues of :math:`W^\top W`, ascending, in float64.
+
+    Computed as squared singular values (LAPACK ``gesdd`` on the CPU; JAX's SVD on
+    the default device when it is a GPU), never by forming :math:`W^\top W`.
+    Singular values at or below :math:`\sigma_{\max}\max(N,M)\,\epsilon`
+    (numpy's ``matrix_rank`` tolerance) are zero up to rounding and returned as 0.
+
+    Raises
+    ------
+    SpectrumError
+        For a non-real dtype, a shape that is not 2-D of at least 2 x 2, or NaN/inf
+        entries.
+    """
+    w = np.asarray(matrix)
+    if w.dtype.kind not in "iuf":
+        raise SpectrumError(f"the matrix must be real, got dtype {w.dtype}")
+    if w.ndim != 2:
+        raise SpectrumError(f"expected a 2-D matrix, got shape {w.shape}")
+    if min(w.shape) < 2:
+        raise SpectrumError(f"the matrix must be at least 2 x 2, got {w.shape}")
+    bad = int(w.size - np.count_nonzero(np.isfinite(w)))
+    if bad:
+        raise SpectrumError(f"the matrix contains {bad} NaN/inf entries")
+    if jax.default_backend() == "gpu":
+        sv = np.asarray(jnp.linalg.svd(jnp.asarray(w, jnp.float64), compute_uv=False))
+    else:
+        sv = np.linalg.svd(w.astype(np.float64, copy=False), compute_uv=False)
+    tol = sv.max() * max(w.shape) * np.finfo(np.float64).eps
+    return np.sort(np.where(sv > tol, sv**2, 0.0))
 
 
 @dataclass(frozen=True)
@@ -190,27 +224,11 @@ class Spectrum:
     def from_matrix(cls, matrix: ArrayLike, *, name: str = "matrix") -> Spectrum:
         r"""Build a spectrum from a matrix :math:`W` (any orientation).
 
-        The eigenvalues are the squared singular values, computed in float64 with
-        LAPACK (``gesdd``). Singular values at or below
-        :math:`\sigma_{\max}\max(N,M)\,\epsilon` (numpy's ``matrix_rank`` tolerance)
-        are exact zeros up to rounding: they are removed and counted.
+        The eigenvalues come from :func:`matrix_eigenvalues`; its numerical zeros
+        are removed and counted in ``n_zero``.
         """
-        w = np.asarray(matrix)
-        if w.dtype.kind not in "iuf":
-            raise SpectrumError(f"the matrix must be real, got dtype {w.dtype}")
-        if w.ndim != 2:
-            raise SpectrumError(f"expected a 2-D matrix, got shape {w.shape}")
-        if min(w.shape) < 2:
-            raise SpectrumError(f"the matrix must be at least 2 x 2, got {w.shape}")
-        w = w.astype(np.float64)
-        if not np.isfinite(w).all():
-            raise SpectrumError(
-                f"the matrix contains {int((~np.isfinite(w)).sum())} NaN/inf entries"
-            )
-        sv = np.linalg.svd(w, compute_uv=False)
-        m = max(w.shape)
-        tol = sv.max() * m * np.finfo(np.float64).eps if sv.size else 0.0
-        lam = np.where(sv > tol, sv**2, 0.0)
+        lam = matrix_eigenvalues(matrix)
+        m = max(np.shape(matrix))
         return cls.from_eigenvalues(lam, n_cols=m, name=name)
 
     @classmethod
