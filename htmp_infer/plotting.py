@@ -29,7 +29,11 @@ def _density_band(
 def _hist_band(
     edges: np.ndarray, replicates: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    dens = np.stack([np.histogram(r, bins=edges, density=True)[0] for r in replicates])
+    # density over all N values of each replicate (some may fall outside the edges)
+    widths = np.diff(edges)
+    dens = np.stack(
+        [np.histogram(r, bins=edges)[0] / (r.size * widths) for r in replicates]
+    )
     lo, hi = np.quantile(dens, [0.05, 0.95], axis=0)
     return lo, hi
 

@@ -64,11 +64,165 @@ NB01 = [
 ]
 
 
+NB02 = [
+    new_markdown_cell(
+        "# Compare mechanisms across the layers of a real network\n\n"
+        "The shipped default `data/minilm_spectra.npz` holds the eigenvalues of every "
+        "weight matrix of all-MiniLM-L6-v2 (provenance in `data/README.md`). "
+        "`scan` fits each layer, weighs the mechanisms and gives the phase "
+        "posterior; the hierarchical model then pools κ across layers of the same "
+        "kind. To run in seconds the notebook takes four layers; set "
+        "`INCLUDE = None` for all of them (what `make demo` does)."
+    ),
+    new_code_cell(
+        "from htmp_infer.bundle import SpectraBundle\n"
+        "from htmp_infer.hierarchy import fit_layers\n"
+        "from htmp_infer.scan import ScanOptions, scan\n"
+        "from htmp_infer.scan_plots import plot_kappa_forest, plot_mechanisms\n\n"
+        "INCLUDE = r'layer\\.(0|5)\\.(attention\\.self\\.query|intermediate)'\n"
+        "# two models keep the notebook quick; ScanOptions() compares all four\n"
+        "OPTIONS = ScanOptions(models=('mp', 'htmp'), chains=2, draws=300,\n"
+        "                      warmup=300, ppc_draws=20)\n"
+        "bundle = SpectraBundle.load('../data/minilm_spectra.npz')\n"
+        "print(len(bundle.layers), 'matrices;', len(bundle.skipped), 'skipped')\n"
+        "bundle.meta['model'], bundle.meta['license']"
+    ),
+    new_markdown_cell("## The per-layer table"),
+    new_code_cell(
+        "result = scan(bundle, include=INCLUDE, options=OPTIONS, progress=False,\n"
+        "              plots=False)\n"
+        "result.table[['layer', 'shape', 'kappa_median', 'kappa_q05', 'kappa_q95',\n"
+        "              'hill_alpha', 'best_model', 'phase', 'phase_prob', 'n_spikes',\n"
+        "              'ppc_p']]"
+    ),
+    new_markdown_cell(
+        "## κ across layers and the mechanism weights\n"
+        "A forest of log₁₀ κ (arviz-plots) and the posterior model probabilities."
+    ),
+    new_code_cell("plot_kappa_forest(result.tree);"),
+    new_code_cell("plot_mechanisms(result.tree);"),
+    new_markdown_cell(
+        "## Hierarchical view\n"
+        "log κ of every layer = network mean + kind effect + depth slope + layer "
+        "deviation, fitted jointly with the exact likelihood of each layer. The "
+        "group table gives each kind's κ at mid-depth; layers whose deviation "
+        "interval excludes 0 stand out from their group."
+    ),
+    new_code_cell(
+        "layers = [x for x in bundle.layers if x.name in set(result.table['layer'])]\n"
+        "hier = fit_layers([x.spectrum() for x in layers], [x.kind for x in layers],\n"
+        "                  [x.depth for x in layers], chains=2, draws=300,\n"
+        "                  warmup=300, progress=False)\n"
+        "hier.groups"
+    ),
+    new_code_cell("hier.standouts"),
+]
+
+NB03 = [
+    new_markdown_cell(
+        "# Mechanisms and phases on synthetic spectra\n\n"
+        "Simulate one spectrum from each mechanism model (exact samplers), weigh "
+        "the models against each other, and read the 5+1 phase posterior. "
+        "N is small so the notebook runs quickly; the confusion matrix at N = 1000 "
+        "is in `benchmarks/confusion.py`."
+    ),
+    new_code_cell(
+        "import numpy as np\n"
+        "import pandas as pd\n\n"
+        "from htmp_infer.calibration import simulate_from_prior\n"
+        "from htmp_infer.compare import compare\n\n"
+        "N, GAMMA, SEED = 200, 0.5, 3\n"
+        "MODELS = ['mp', 'htmp', 'inverse_htmp', 'temperature']"
+    ),
+    new_code_cell(
+        "rng = np.random.default_rng(SEED)\n"
+        "rows, phases = {}, {}\n"
+        "for truth in MODELS:\n"
+        "    params, spectrum, _ = simulate_from_prior(truth, rng, N, GAMMA)\n"
+        "    res = compare(spectrum, MODELS, seed=SEED, chains=2, draws=300,\n"
+        "                  warmup=300, progress=False, ppc_draws=0)\n"
+        "    rows[truth] = res.table['weight']\n"
+        "    phases[truth] = res.phases.to_series()\n"
+        "pd.DataFrame(rows).T.round(3)  # rows: true model; columns: weight"
+    ),
+    new_markdown_cell("The phase posterior of each spectrum (from the `htmp` fit):"),
+    new_code_cell("pd.DataFrame(phases).T.round(3)"),
+]
+
+NB04 = [
+    new_markdown_cell(
+        "# κ against batch size in a network trained here\n\n"
+        "`scripts/train_batch_size.py` trained one MLP on scikit-learn's digits "
+        "with a large and a small batch (same initialisation, seeds and epochs; "
+        "details in `data/batch_size/README.md`). The paper's follow-up reports κ "
+        "falling as the batch shrinks (MiniAlexNet on CIFAR-10). Here we fit κ "
+        "per hidden layer for each batch size and see whether the trend appears "
+        "at this scale."
+    ),
+    new_code_cell(
+        "from pathlib import Path\n\n"
+        "import matplotlib.pyplot as plt\n"
+        "import pandas as pd\n\n"
+        "from htmp_infer.scan import ScanOptions, scan\n\n"
+        "# the hidden-to-hidden layers (the input layer has N = 64, the output 10)\n"
+        "INCLUDE = r'dense_[12]/kernel'\n"
+        "OPTIONS = ScanOptions(models=('htmp',), chains=2, draws=300, warmup=300,\n"
+        "                      ppc_draws=20)\n"
+        "files = sorted(Path('../data/batch_size').glob('batch_*.npz'),\n"
+        "               key=lambda p: -int(p.stem.split('_')[1]))\n"
+        "[p.name for p in files]"
+    ),
+    new_code_cell(
+        "tables = []\n"
+        "for path in files:\n"
+        "    res = scan(path, include=INCLUDE, options=OPTIONS, cache_dir=None,\n"
+        "               progress=False, plots=False)\n"
+        "    tables.append(res.table.assign(batch=int(path.stem.split('_')[1])))\n"
+        "table = pd.concat(tables)\n"
+        "table[['batch', 'layer', 'shape', 'kappa_median', 'kappa_q05', 'kappa_q95',\n"
+        "       'hill_alpha', 'phase', 'n_spikes', 'ppc_p']]"
+    ),
+    new_code_cell(
+        "fig, ax = plt.subplots(figsize=(6, 3.5))\n"
+        "for layer, g in table.groupby('layer'):\n"
+        "    ax.errorbar(g['batch'], g['kappa_median'],\n"
+        "                yerr=[g['kappa_median'] - g['kappa_q05'],\n"
+        "                      g['kappa_q95'] - g['kappa_median']],\n"
+        "                marker='o', capsize=3, label=layer)\n"
+        "ax.set(xscale='log', yscale='log', xlabel='batch size',\n"
+        "       ylabel='κ (median, 90% interval)')\n"
+        "ax.legend(fontsize=7);"
+    ),
+    new_markdown_cell(
+        "**What we found** (this notebook, 2026-11-29): at this scale the trend does "
+        "not appear in κ. Both batch sizes leave the hidden layers random-like, with "
+        "κ close to N (β ≈ 1, a Gaussian matrix): dense_1 about 360 for both "
+        "batches, dense_2 370 (batch 1024) and 400 (batch 16). What the small batch "
+        "does change is the top of the spectrum: batch 16 grows about 3 spikes "
+        "above the bulk of dense_1 (phase bleeding-out; the `htmp` fit's "
+        "posterior-predictive p-value drops to 0). The moment estimator κ̂ in "
+        "`data/batch_size/README.md` falls 3× with the batch size only because those "
+        "outliers inflate the second moment. The network stays within 14% of its "
+        "initialisation. This is a weak test of the mechanism, not a replication of "
+        "the MiniAlexNet result."
+    ),
+]
+
+
 def main() -> None:
     ROOT.mkdir(exist_ok=True)
-    nb = new_notebook(cells=NB01)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
-    nbformat.write(nb, ROOT / "01_fit_one_spectrum.ipynb")
+    books = {
+        "01_fit_one_spectrum.ipynb": NB01,
+        "02_compare_layers.ipynb": NB02,
+        "03_mechanisms.ipynb": NB03,
+        "04_batch_size.ipynb": NB04,
+    }
+    for name, cells in books.items():
+        nb = new_notebook(cells=cells)
+        for i, cell in enumerate(nb.cells):
+            cell.id = f"cell-{i:02d}"  # stable ids: regenerating changes nothing
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        nbformat.write(nb, ROOT / name)
 
 
 if __name__ == "__main__":

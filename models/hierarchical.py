@@ -1,0 +1,237 @@
+r"""Hierarchical HTMP: the layers of one network, partially pooled in log κ.
+
+Generative story
+----------------
+Layer :math:`l = 1,\dots,L` of a network has a kind :math:`g_l` (a free label such
+as ``"attention_q"`` or ``"mlp_in"``, :math:`G` kinds in all) and a relative depth
+:math:`d_l\in[0, 1]` (:func:`relative_depth`). Its repulsion is
+
+.. math::
+
+    \log\kappa_l = \mu + a_{g_l} + b\,d_l + \tau z_l, \qquad
+    a_g = \sigma_a u_g,
+
+    \mu \sim \mathcal N(\log 4,\ 3^2), \quad
+    u_g \sim \mathcal N(0, 1), \quad \sigma_a \sim \mathcal N^+(0, 1), \quad
+    b \sim \mathcal N(0, 1), \quad \tau \sim \mathcal N^+(0, 1), \quad
+    z_l \sim t_\nu(0, 1),
+
+with :math:`\nu` = ``layer_df`` = 4 (``None``: :math:`z_l\sim\mathcal N(0, 1)`).
+Given :math:`\kappa_l` its :math:`N_l` eigenvalues are the spiked HTMP of
+:mod:`models.htmp` (rate integrated out under :math:`d\log\vartheta`, spike count
+summed out), independently across layers:
+
+.. math::
+
+    p(\lambda_{1..L}\mid\kappa_{1..L}) = \prod_l p_{\rm HTMP}(\lambda_l\mid\kappa_l).
+
+Each layer's likelihood is the exact one of :mod:`models.htmp`, :math:`O(K)` per
+evaluation on cached statistics. Layers that share a static signature (bulk sizes,
+:math:`M`) share one ``vmap``-ed evaluation; a network has a few such shapes.
+
+Reported sites
+--------------
+``kappa``, ``log_kappa`` (dim ``layer``); ``group_log_kappa``
+:math:`= \mu + a_g + b/2` (dim ``kind``), each kind's typical (median)
+:math:`\log\kappa` at mid-depth; ``deviation`` :math:`= \tau z_l` (dim ``layer``),
+how far a layer sits from its kind-and-depth prediction; ``sigma_a``, ``tau``. The
+observed site ``eigenvalues`` has dims ``(layer, eig)`` (padded with NaN to the
+largest :math:`N`; the padding is never read) and one log-likelihood term per
+layer, so leave-one-layer-out cross-validation runs on the ``log_likelihood``
+group.
+
+Priors
+------
+- :math:`\mu`: the prior of :mod:`models.htmp` (median :math:`\kappa = 4`, log-sd 3).
+- :math:`\sigma_a`, :math:`\tau`: half-normal(1) on the :math:`\log\kappa` scale, a
+  factor :math:`e^{\pm 2}\approx 7` between kinds or layers within :math:`2\sigma`.
+  They are sampled as :math:`\log\sigma_a`, :math:`\log\tau` with the half-normal
+  density carried over (Jacobian included), so every latent site is real.
+- :math:`b`: :math:`\mathcal N(0, 1)` per unit of relative depth (first to last
+  block). Depth is the block index scaled to :math:`[0, 1]` over the network's
+  blocks; layers without a block (embeddings, heads: depth ``None``) get
+  :math:`d_l = 0.5`, where the depth term equals its value in ``group_log_kappa``.
+- Layer deviations are Student-t with 4 degrees of freedom: one layer far from
+  its kind (say :math:`\kappa = 200` among :math:`\kappa\approx 1.5`, 4.9 in
+  :math:`\log\kappa`) is then explained as a tail draw instead of inflating
+  :math:`\tau` and dragging its kind's centre towards it, which a normal
+  :math:`z_l` does (measured: the kind's 90% interval then misses its truth).
+
+Parameterisation
+----------------
+Kind effects are non-centred (:math:`u_g`); layer effects are centred (NUTS
+samples :math:`\log\kappa_l` and reports :math:`\tau z_l` as ``deviation``):
+each layer's likelihood pins :math:`\log\kappa_l` to :math:`\pm 0.1`–:math:`0.3`
+already at :math:`N\approx 100`, the data-dominated regime where the non-centred
+form needs 4–6 times more leapfrog steps. The joint density is the same.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax import Array
+
+from htmp_infer.mechanisms import JointLogDensity, as_table, laguerre_bulk, spiked_data
+from htmp_infer.spectrum import Spectrum
+from htmp_infer.spikes import mix_spike_counts
+from models.htmp import LOG_KAPPA_LOC, LOG_KAPPA_SCALE
+
+__all__ = [
+    "MID_DEPTH",
+    "inputs",
+    "layer_log_likelihoods",
+    "log_half_normal",
+    "model",
+    "relative_depth",
+]
+
+MID_DEPTH = 0.5
+"""Relative depth of layers without a block, and of ``group_log_kappa``."""
+SIGMA_A_SCALE = 1.0
+TAU_SCALE = 1.0
+B_SCALE = 1.0
+LAYER_DF = 4.0
+"""Degrees of freedom of the Student-t layer deviations (``None``: normal)."""
+
+Shapes = tuple[tuple[tuple[int, ...], float], ...]
+
+
+def log_half_normal(scale: float) -> dist.Distribution:
+    r"""Law of :math:`\log\sigma` for :math:`\sigma\sim\mathcal N^+(0, s^2)`."""
+    return dist.TransformedDistribution(
+        dist.HalfNormal(scale), dist.transforms.ExpTransform().inv
+    )
+
+
+def relative_depth(depths: Sequence[int | None]) -> np.ndarray:
+    """Block indices scaled to ``[0, 1]``; ``None`` (and a single depth) give 0.5."""
+    known = np.array([d for d in depths if d is not None], dtype=float)
+    lo, hi = (known.min(), known.max()) if known.size else (0.0, 0.0)
+    return np.array(
+        [
+            MID_DEPTH if d is None or hi == lo else (float(d) - lo) / (hi - lo)
+            for d in depths
+        ]
+    )
+
+
+def inputs(
+    spectra: Sequence[Spectrum], kind: Sequence[int], depth: Sequence[float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Static and traced keyword arguments of :func:`model`.
+
+    Parameters
+    ----------
+    spectra : sequence of Spectrum
+        One spectrum per layer.
+    kind : sequence of int
+        Kind index of each layer, in ``0..G-1``.
+    depth : sequence of float
+        Relative depth of each layer (:func:`relative_depth`).
+
+    Returns
+    -------
+    static : dict
+        ``shapes`` (per shape group: bulk sizes and :math:`M`), ``members`` (the
+        layer indices of each group) and ``n_kinds``.
+    data : dict
+        ``eigenvalues`` (NaN-padded, ``(L, max N)``), ``tables`` (per group, the
+        stacked spike tables), ``kind`` and ``depth``.
+    """
+    per_layer = [spiked_data(s) for s in spectra]
+    signatures: dict[tuple[tuple[int, ...], float], list[int]] = {}
+    for i, (static, _) in enumerate(per_layer):
+        signatures.setdefault((static["sizes"], static["n_cols"]), []).append(i)
+    tables = tuple(
+        jax.tree.map(
+            lambda *xs: jnp.stack(xs), *[per_layer[i][1]["table"] for i in members]
+        )
+        for members in signatures.values()
+    )
+    width = max(s.n for s in spectra)
+    padded = np.full((len(spectra), width), np.nan)
+    for i, s in enumerate(spectra):
+        padded[i, : s.n] = s.eigenvalues
+    static = {
+        "shapes": tuple(signatures),
+        "members": tuple(tuple(m) for m in signatures.values()),
+        "n_kinds": int(max(kind)) + 1,
+    }
+    data = {
+        "eigenvalues": jnp.asarray(padded),
+        "tables": tables,
+        "kind": jnp.asarray(kind, dtype=jnp.int32),
+        "depth": jnp.asarray(depth, dtype=float),
+    }
+    return static, data
+
+
+def _one_layer(
+    sizes: tuple[int, ...], n_cols: float, table: dict[str, Array], kappa: Array
+) -> Array:
+    """Exact spiked HTMP log-likelihood of one layer (:mod:`models.htmp`)."""
+    tab = as_table(sizes, table)
+    return mix_spike_counts(laguerre_bulk(tab, n_cols, kappa), tab)
+
+
+def layer_log_likelihoods(
+    kappa: Array,
+    tables: tuple[dict[str, Array], ...],
+    shapes: Shapes,
+    members: tuple[tuple[int, ...], ...],
+) -> Array:
+    """Exact spiked HTMP log-likelihood of every layer, one ``vmap`` per shape."""
+    out = jnp.zeros(jnp.shape(kappa))
+    for (sizes, n_cols), idx, table in zip(shapes, members, tables, strict=True):
+        rows = np.asarray(idx)
+        one = functools.partial(_one_layer, sizes, n_cols)
+        out = out.at[rows].set(jax.vmap(one)(table, kappa[rows]))
+    return out
+
+
+def model(
+    eigenvalues: Array | None,
+    *,
+    tables: tuple[dict[str, Array], ...],
+    kind: Array,
+    depth: Array,
+    shapes: Shapes,
+    members: tuple[tuple[int, ...], ...],
+    n_kinds: int,
+    layer_df: float | None = LAYER_DF,
+) -> None:
+    """The hierarchical NumPyro program (rates integrated, spike counts summed out)."""
+    n_layers = sum(len(m) for m in members)
+    mu = numpyro.sample("mu", dist.Normal(LOG_KAPPA_LOC, LOG_KAPPA_SCALE))
+    sigma_a = numpyro.deterministic(
+        "sigma_a",
+        jnp.exp(numpyro.sample("log_sigma_a", log_half_normal(SIGMA_A_SCALE))),
+    )
+    b = numpyro.sample("b", dist.Normal(0.0, B_SCALE))
+    tau = numpyro.deterministic(
+        "tau", jnp.exp(numpyro.sample("log_tau", log_half_normal(TAU_SCALE)))
+    )
+    with numpyro.plate("kind", n_kinds):
+        a = sigma_a * numpyro.sample("u", dist.Normal(0.0, 1.0))
+        numpyro.deterministic("group_log_kappa", mu + a + b * MID_DEPTH)
+    with numpyro.plate("layer", n_layers):
+        pred = mu + a[kind] + b * depth
+        law = (
+            dist.Normal(pred, tau)
+            if layer_df is None
+            else dist.StudentT(layer_df, pred, tau)
+        )
+        log_kappa = numpyro.sample("log_kappa", law)  # centred: pred + tau * z
+        numpyro.deterministic("deviation", log_kappa - pred)
+        kappa = numpyro.deterministic("kappa", jnp.exp(log_kappa))
+        log_lik = layer_log_likelihoods(kappa, tables, shapes, members)
+        width = 0 if eigenvalues is None else jnp.shape(eigenvalues)[-1]
+        numpyro.sample("eigenvalues", JointLogDensity(log_lik, width), obs=eigenvalues)
