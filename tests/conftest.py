@@ -3,5 +3,6 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 # Keep the suite hermetic: the CLI's persistent JAX compilation cache stays off.
 os.environ["HTMP_INFER_JAX_CACHE"] = ""
+os.environ["HTMP_INFER_CACHE"] = ""  # and so does the spectrum cache
 
 import htmp_infer  # noqa: F401  (enables float64 before any test builds arrays)
