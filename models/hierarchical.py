@@ -85,6 +85,7 @@ from htmp_infer.spikes import mix_spike_counts
 from models.htmp import LOG_KAPPA_LOC, LOG_KAPPA_SCALE
 
 __all__ = [
+    "LAYER_DF",
     "MID_DEPTH",
     "inputs",
     "layer_log_likelihoods",

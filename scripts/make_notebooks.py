@@ -106,7 +106,10 @@ NB02 = [
         "log κ of every layer = network mean + kind effect + depth slope + layer "
         "deviation, fitted jointly with the exact likelihood of each layer. The "
         "group table gives each kind's κ at mid-depth; layers whose deviation "
-        "interval excludes 0 stand out from their group."
+        "interval excludes 0 stand out from their group. The chains here are "
+        "short so that the notebook runs in CI (r̂ may exceed 1.01 and warn); use "
+        "the defaults (4 chains × 1000 draws) or `htmp-infer compare-layers` for "
+        "a real analysis."
     ),
     new_code_cell(
         "layers = [x for x in bundle.layers if x.name in set(result.table['layer'])]\n"

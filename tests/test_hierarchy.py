@@ -118,22 +118,23 @@ def test_bad_settings_raise(small):
         fit_layers(spectra, ["a", "a"], [0, 1], layer_df=0.0, progress=False)
 
 
-# Six blocks, each with an attention layer (96 x 96) and an MLP layer (64 x 256):
+# Four blocks, each with an attention layer (64 x 64) and an MLP layer (48 x 192):
 # attention kappa ~ 1.5, MLP kappa ~ 20, with log-sd 0.1 jitter centred within each
 # kind (so the kind's true centre is exactly its kappa), and the attention layer of
 # block 2 planted at kappa = 200.
 TRUTH = {"attn": 1.5, "mlp": 20.0}
-SHAPES = {"attn": (96, 1.0), "mlp": (64, 0.25)}
+SHAPES = {"attn": (64, 1.0), "mlp": (48, 0.25)}  # N <= 64: cheap direct sums
+BLOCKS = 4
 OUTLIER = "attn_2"
 
 
 @pytest.fixture(scope="module")
 def network():
     rng = np.random.default_rng(2024)
-    jitter = rng.normal(0.0, 0.1, size=(6, 2))
+    jitter = rng.normal(0.0, 0.1, size=(BLOCKS, 2))
     jitter -= jitter.mean(axis=0)
     spectra, kinds, depths = [], [], []
-    for block in range(6):
+    for block in range(BLOCKS):
         for j, kind in enumerate(TRUTH):
             name = f"{kind}_{block}"
             kappa = (
@@ -145,9 +146,9 @@ def network():
             depths.append(block)
     t0 = time.perf_counter()
     result = fit_layers(
-        spectra, kinds, depths, seed=3, chains=2, warmup=400, draws=600, progress=False
+        spectra, kinds, depths, seed=3, chains=2, warmup=300, draws=400, progress=False
     )
-    print(f"fit_layers on 12 layers: {time.perf_counter() - t0:.1f} s")
+    print(f"fit_layers on {2 * BLOCKS} layers: {time.perf_counter() - t0:.1f} s")
     return result
 
 
@@ -157,7 +158,7 @@ def test_recovery_of_kinds_and_the_planted_outlier(network):
         print(network.groups, network.standouts, sep="\n")
     for kind, kappa in TRUTH.items():
         row = network.groups.loc[kind]
-        assert row["n_layers"] == 6
+        assert row["n_layers"] == BLOCKS
         assert row["kappa_q05"] < kappa < row["kappa_q95"], kind
     flagged = network.standouts.index[network.standouts["stands_out"]]
     assert OUTLIER in flagged
@@ -167,17 +168,21 @@ def test_recovery_of_kinds_and_the_planted_outlier(network):
     # learnt from them, so a flag is a 90%-interval false positive. The intervals
     # are correlated through the shared kind centre: tolerate one.
     assert len(flagged) <= 2
-    assert network.tree.attrs["diag_r_hat_max"] < 1.01
+    # 1.01 is the bar for production-length chains; with 2 chains x 400 draws the
+    # rank-normalised r-hat estimate itself scatters by ~0.01, so 1.03 is the bar
+    # that still catches chains stuck in different modes (r-hat >> 1.1).
+    assert network.tree.attrs["diag_r_hat_max"] < 1.03
     assert network.tree.attrs["diag_divergences"] == 0
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto")  # outlier
 def test_tree_has_one_log_likelihood_term_per_layer(network):
     from arviz_stats import loo
 
     tree = network.tree
     ll = tree["log_likelihood"]["eigenvalues"]
-    assert ll.dims == ("chain", "draw", "layer") and ll.shape == (2, 600, 12)
+    assert ll.dims == ("chain", "draw", "layer") and ll.shape == (2, 400, 2 * BLOCKS)
     assert list(tree["posterior"]["group_log_kappa"].coords["kind"]) == ["attn", "mlp"]
     assert tree["posterior"]["kappa"].dims == ("chain", "draw", "layer")
     assert tree["constant_data"]["layer_kind"].values[1] == "mlp"

@@ -226,3 +226,21 @@ def test_scan_fails_when_no_layer_can_be_fitted(tmp_path):
     with pytest.raises(HTMPError, match="no weight matrix"):
         scan(path, tmp_path / "out", options=OPTIONS, cache_dir=None, progress=False)
     assert not (tmp_path / "out" / "scan.csv").exists()
+
+
+def test_cli_compare_layers_on_a_scan_directory(scanned, tmp_path, capsys):
+    _, out, _, _ = scanned
+    target = tmp_path / "layers.nc"
+    argv = ["compare-layers", str(out), "--out", str(target), "--chains", "2",
+            "--draws", "200", "--warmup", "200", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "group posteriors" in text and "attention_q" in text
+    tree = xr.open_datatree(target, engine="h5netcdf")
+    assert tree["posterior"].dataset["kappa"].sizes["layer"] == 3
+    groups = pd.read_csv(tmp_path / "layers_groups.csv", index_col=0)
+    assert set(groups.index) == {"attention_q", "mlp_in", "mlp_out"}
+    layers = pd.read_csv(tmp_path / "layers_layers.csv", index_col=0)
+    assert len(layers) == 3 and layers["stands_out"].dtype == bool
+    assert main(["compare-layers", str(out), "--out", str(tmp_path / "x.txt")]) == 2
+    assert "--out must end in .nc" in capsys.readouterr().err
