@@ -75,6 +75,8 @@ NB02 = [
         "`INCLUDE = None` for all of them (what `make demo` does)."
     ),
     new_code_cell(
+        "from pathlib import Path\n\n"
+        "import htmp_infer as hi\n"
         "from htmp_infer.bundle import SpectraBundle\n"
         "from htmp_infer.hierarchy import fit_layers\n"
         "from htmp_infer.scan import ScanOptions, scan\n"
@@ -82,8 +84,9 @@ NB02 = [
         "INCLUDE = r'layer\\.(0|5)\\.(attention\\.self\\.query|intermediate)'\n"
         "# two models keep the notebook quick; ScanOptions() compares all four\n"
         "OPTIONS = ScanOptions(models=('mp', 'htmp'), chains=2, draws=300,\n"
-        "                      warmup=300, ppc_draws=20)\n"
-        "bundle = SpectraBundle.load('../data/minilm_spectra.npz')\n"
+        "                      warmup=200, ppc_draws=10)\n"
+        "DATA = Path(hi.__file__).resolve().parents[1] / 'data'  # the repo's data/\n"
+        "bundle = SpectraBundle.load(DATA / 'minilm_spectra.npz')\n"
         "print(len(bundle.layers), 'matrices;', len(bundle.skipped), 'skipped')\n"
         "bundle.meta['model'], bundle.meta['license']"
     ),
@@ -114,8 +117,8 @@ NB02 = [
     new_code_cell(
         "layers = [x for x in bundle.layers if x.name in set(result.table['layer'])]\n"
         "hier = fit_layers([x.spectrum() for x in layers], [x.kind for x in layers],\n"
-        "                  [x.depth for x in layers], chains=2, draws=300,\n"
-        "                  warmup=300, progress=False)\n"
+        "                  [x.depth for x in layers], chains=2, draws=200,\n"
+        "                  warmup=200, progress=False)\n"
         "hier.groups"
     ),
     new_code_cell("hier.standouts"),
@@ -166,12 +169,14 @@ NB04 = [
         "from pathlib import Path\n\n"
         "import matplotlib.pyplot as plt\n"
         "import pandas as pd\n\n"
+        "import htmp_infer as hi\n"
         "from htmp_infer.scan import ScanOptions, scan\n\n"
         "# the hidden-to-hidden layers (the input layer has N = 64, the output 10)\n"
         "INCLUDE = r'dense_[12]/kernel'\n"
         "OPTIONS = ScanOptions(models=('htmp',), chains=2, draws=300, warmup=300,\n"
         "                      ppc_draws=20)\n"
-        "files = sorted(Path('../data/batch_size').glob('batch_*.npz'),\n"
+        "DATA = Path(hi.__file__).resolve().parents[1] / 'data'  # the repo's data/\n"
+        "files = sorted((DATA / 'batch_size').glob('batch_*.npz'),\n"
         "               key=lambda p: -int(p.stem.split('_')[1]))\n"
         "[p.name for p in files]"
     ),

@@ -26,7 +26,7 @@ from models import htmp as htmp_model
 
 N, GAMMA = 300, 0.5
 SHAPE = Spectrum.from_eigenvalues(np.arange(1.0, N + 1.0), gamma=GAMMA)
-REPLICATES = 200
+REPLICATES = 120  # 200 in the first version; cut for CI time
 SEED = 20261128
 
 
@@ -68,10 +68,10 @@ def test_kappa_90_interval_covers_truth_90_percent():
         f"\ncoverage {coverage:.3f} over {len(covered)} spectra, SBC chi2 p={p:.3f}, "
         f"ranks {counts.tolist()}, rejected {rejected}"
     )
-    # Binomial(200, 0.9): sd = 2.1%, so 90 ± 6% is ± 2.83 sd: false-failure
-    # probability 0.5% for an exactly calibrated posterior (MCMC error adds little
+    # Binomial(120, 0.9): sd = 2.74%, so 90 ± 8% is ± 2.92 sd: false-failure
+    # probability 0.4% for an exactly calibrated posterior (MCMC error adds little
     # at ~1000 effective draws per fit).
-    assert 0.84 <= coverage <= 0.96, f"coverage {coverage:.3f}"
+    assert 0.82 <= coverage <= 0.98, f"coverage {coverage:.3f}"
     # SBC rank histogram (100 possible ranks in 10 bins of 10): uniform under
     # calibration; thinning to 99 draws keeps the ranks close to independent.
     # False-failure probability 1e-3 at this threshold.

@@ -10,7 +10,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 def test_there_are_notebooks():
-    assert [p.name for p in NOTEBOOKS][:1] == ["01_fit_one_spectrum.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_fit_one_spectrum.ipynb",
+        "02_compare_layers.ipynb",
+        "03_mechanisms.ipynb",
+        "04_batch_size.ipynb",
+    ]
 
 
 @pytest.mark.slow
