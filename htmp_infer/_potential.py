@@ -22,7 +22,7 @@ from numpyro.infer.util import log_density
 
 from htmp_infer.errors import HTMPError
 
-__all__ = ["deterministic_sites", "latent_sites", "potential"]
+__all__ = ["deterministic_sites", "latent_sites", "observed_log_likelihood", "potential"]
 
 
 def _zeros(site: dict[str, Any]) -> Array | None:
@@ -73,4 +73,16 @@ def deterministic_sites(
         for name, site in tr.items()
         if site["type"] == "deterministic"
         or (site["type"] == "sample" and not site["is_observed"])
+    }
+
+
+def observed_log_likelihood(
+    program: Callable[..., None], z: dict[str, Array], data: dict[str, Any]
+) -> dict[str, Array]:
+    """Log-likelihood of every observed site at ``z`` (summed over its event)."""
+    tr = handlers.trace(handlers.substitute(program, data=z)).get_trace(**data)
+    return {
+        name: jnp.sum(site["fn"].log_prob(site["value"]))
+        for name, site in tr.items()
+        if site["type"] == "sample" and site["is_observed"]
     }

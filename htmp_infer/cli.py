@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--warmup", type=_nonnegative_int, default=1000)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
+    f.add_argument(
+        "--method",
+        choices=("nuts", "grid"),
+        default="nuts",
+        help="NUTS, or independent draws from the evidence quadrature grid",
+    )
     f.add_argument("--plot", type=Path, help="also write a PNG of the fit")
     f.add_argument("--no-progress", action="store_true")
 
@@ -96,13 +102,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--n-cols", type=_positive_float, help="larger dimension M")
     c.add_argument("--models", help="comma-separated models (default: all)")
     c.add_argument(
-        "--fits", default="htmp", help="models also fitted by NUTS (default: htmp)"
+        "--fits", default="htmp", help="models whose posteriors are also written"
     )
     c.add_argument("--chains", type=_positive_int, default=4)
     c.add_argument("--draws", type=_positive_int, default=1000)
     c.add_argument("--warmup", type=_nonnegative_int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
+    c.add_argument(
+        "--method",
+        choices=("grid", "nuts"),
+        default="grid",
+        help="posterior draws from the evidence grid (default) or by NUTS",
+    )
     c.add_argument("--no-progress", action="store_true")
 
     m = sub.add_parser("summary", help="print the posterior summary of a fit")
@@ -176,6 +188,7 @@ def _fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         ppc_draws=args.ppc_draws,
+        method=args.method,
     )
     dt.attrs["n"] = spectrum.n
     with atomic_path(args.out) as tmp_nc:
@@ -247,6 +260,7 @@ def _compare(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         progress=not args.no_progress,
         ppc_draws=args.ppc_draws,
+        method=args.method,
     )
     phases = result.phase_table()
     tree = xr.DataTree.from_dict(

@@ -62,6 +62,12 @@ def add_parsers(
     s.add_argument("--warmup", type=nonnegative_int, default=500)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--ppc-draws", type=positive_int, default=40)
+    s.add_argument(
+        "--method",
+        choices=("grid", "nuts"),
+        default="grid",
+        help="posterior draws from the evidence grid (default) or by NUTS",
+    )
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--no-progress", action="store_true")
     _selection_args(s)
@@ -137,6 +143,7 @@ def _scan(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         seed=args.seed,
         ppc_draws=args.ppc_draws,
+        method=args.method,
     )
     bundle = _bundle(args)
     result = scan(

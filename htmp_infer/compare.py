@@ -18,8 +18,10 @@ predict, while the joint evidence is exact and well defined (every model has the
 same improper :math:`d\log(\text{scale})` prior on its one scale parameter, which
 cancels in the ratios).
 
-The phase posterior (:mod:`htmp_infer.phases`) comes from a NUTS fit of the
-``htmp`` model (κ and the spike count).
+The phase posterior (:mod:`htmp_infer.phases`) comes from the posterior of the
+``htmp`` model (κ and the spike count): by default independent draws from the
+same quadrature grid that gives its evidence (:mod:`htmp_infer.grid_fit`), or a
+NUTS fit with ``method="nuts"``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -34,7 +37,7 @@ import xarray as xr
 from scipy.special import softmax
 
 from htmp_infer.errors import HTMPError
-from htmp_infer.evidence import log_evidence
+from htmp_infer.evidence import GridPosterior, evidence_and_grid
 from htmp_infer.inference import fit
 from htmp_infer.phases import phase_posterior
 from htmp_infer.registry import available_models
@@ -58,12 +61,15 @@ class Comparison:
     phases : xarray.DataArray
         Posterior probability of each of the 5+1 phases.
     fits : dict of str to xarray.DataTree
-        The NUTS fits that were run (always ``htmp``).
+        The posterior fits that were run (always ``htmp``).
+    grids : dict of str to GridPosterior
+        The quadrature grid of every model with continuous parameters.
     """
 
     table: pd.DataFrame
     phases: xr.DataArray
     fits: dict[str, xr.DataTree] = field(default_factory=dict)
+    grids: dict[str, GridPosterior] = field(default_factory=dict)
 
     @property
     def best(self) -> str:
@@ -86,6 +92,7 @@ def compare(
     warmup: int = 1000,
     progress: bool = True,
     ppc_draws: int = 40,
+    method: Literal["grid", "nuts"] = "grid",
 ) -> Comparison:
     """Weigh the mechanism models for one spectrum and give its phase posterior.
 
@@ -98,10 +105,13 @@ def compare(
     seed : int
         Seed of everything random (same seed, same numbers).
     fit_models : sequence of str
-        Models also fitted by NUTS (their DataTrees are returned); ``htmp`` is
-        always fitted, for the phase posterior.
+        Models whose posterior DataTrees are also returned; ``htmp`` is always
+        fitted, for the phase posterior.
     chains, draws, warmup, progress, ppc_draws
         Passed to :func:`htmp_infer.fit`.
+    method : {"grid", "nuts"}, default "grid"
+        How the fits draw their posteriors: independently from the evidence grid
+        (no extra likelihood evaluations; :mod:`htmp_infer.grid_fit`) or by NUTS.
 
     Returns
     -------
@@ -116,9 +126,12 @@ def compare(
             f"choose from {', '.join(sorted(known))}"
         )
     rows = []
+    grids: dict[str, GridPosterior] = {}
     for m in models:
         t0 = time.perf_counter()
-        ev = log_evidence(spectrum, m, seed=seed)
+        ev, grid = evidence_and_grid(spectrum, m, seed=seed)
+        if grid is not None:
+            grids[m] = grid
         rows.append({**ev._asdict(), "seconds": time.perf_counter() - t0})
     table = pd.DataFrame(rows).set_index("model")
     table.insert(2, "weight", softmax(table["log_evidence"].to_numpy()))
@@ -134,8 +147,10 @@ def compare(
             seed=seed,
             progress=progress,
             ppc_draws=ppc_draws,
+            method=method,
+            grid=grids.get(m),
         )
-    return Comparison(table, phase_posterior(fits["htmp"]), fits)
+    return Comparison(table, phase_posterior(fits["htmp"]), fits, grids)
 
 
 def weights_of(log_evidences: Sequence[float]) -> np.ndarray:

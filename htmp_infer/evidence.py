@@ -11,7 +11,8 @@ evidence is then a low-dimensional integral of a smooth, unimodal integrand,
 over the unconstrained coordinates :math:`z` (NumPyro's potential :math:`U`,
 prior and Jacobians included), computed deterministically:
 
-1. the mode :math:`\hat z` by BFGS from several starts, and the Hessian
+1. the mode :math:`\hat z` by BFGS from the best points of a screening batch
+   (:func:`_mode`), and the Hessian
    :math:`H` there (Laplace);
 2. the trapezoidal rule on a tensor grid in whitened coordinates
    :math:`z = \hat z + L u`, :math:`LL^\top = H^{-1}`, spacing :math:`h = 1/2,
@@ -52,20 +53,30 @@ from numpyro.infer.util import log_density
 from scipy.optimize import minimize
 from scipy.special import logsumexp, ndtr
 
-from htmp_infer._potential import latent_sites, potential
+from htmp_infer._potential import (
+    deterministic_sites,
+    latent_sites,
+    observed_log_likelihood,
+    potential,
+)
 from htmp_infer.errors import HTMPError
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
-__all__ = ["Evidence", "GridPosterior", "log_evidence", "posterior_grid"]
+__all__ = [
+    "Evidence",
+    "GridPosterior",
+    "evidence_and_grid",
+    "log_evidence",
+    "posterior_grid",
+]
 
 _SPACING = {1: 0.5, 2: 0.75, 3: 1.0}  # finer where nodes are cheap
 _RADIUS = 8.0
 _BORDER_DROP = 25.0
-_BATCH = 2048
+_BATCH = 256  # small: a 1-D grid has ~30 nodes, and per-call overhead is ~10 us
 _IS_DRAWS = 20000
-_LAST_GRID: dict[str, np.ndarray] = {}
-_PRUNE = 40.0
+_PRUNE = 30.0
 _MAX_COARSE = 2e5
 _UNSTABLE = 10.0  # nats above the optimised mode: numerical failure, not a mode
 _MAX_ERROR = 0.1  # nats; a larger quadrature error is an error, not a result
@@ -114,10 +125,18 @@ def _compiled(model: str, static_items: tuple[tuple[str, Any], ...]) -> tuple[An
         def u_flat(x: jax.Array, data: dict[str, Any]) -> jax.Array:
             return potential(program, unravel(x), data)
 
+        def sites_flat(x: jax.Array, data: dict[str, Any]) -> tuple[Any, Any]:
+            z = unravel(x)
+            return (
+                deterministic_sites(program, z, data),
+                observed_log_likelihood(program, z, data),
+            )
+
         return (
             sorted(template),
             jax.jit(jax.value_and_grad(u_flat)),
             jax.jit(jax.vmap(u_flat, in_axes=(0, None))),
+            jax.jit(jax.vmap(sites_flat, in_axes=(0, None))),
         )
 
     return program, jax.jit(exact), make
@@ -138,7 +157,7 @@ def _potential_fns(
         if len(_MADE) > 16:
             _MADE.pop(next(iter(_MADE)))
         _MADE[key] = make(data)
-    names, value_grad, batch = _MADE[key]
+    names, value_grad, batch, _ = _MADE[key]
     if not names:
         return [], None, None, float(exact(data))
     return (
@@ -146,6 +165,46 @@ def _potential_fns(
         lambda x: value_grad(x, data),
         lambda xs: batch(xs, data),
         None,
+    )
+
+
+def site_values(
+    spectrum: Spectrum, model: str, points: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Latent and deterministic sites, and observed log-likelihoods, at many points.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+    model : str
+    points : ndarray, shape (S, d)
+        Values of the latent coordinates (in the order of the grid's ``names``).
+
+    Returns
+    -------
+    sites : dict of str to ndarray
+        Every latent and deterministic site, leading axis ``S``.
+    log_likelihood : dict of str to ndarray
+        Every observed site's log-likelihood, shape ``(S,)``.
+    """
+    _potential_fns(model, spectrum)  # builds (or reuses) the compiled functions
+    module = load_model(model)
+    data = module.data_kwargs(spectrum)
+    key = (model, tuple(sorted(module.static_kwargs(spectrum).items())))
+    sites_fn = _MADE[key][3]
+    outs: list[tuple[Any, Any]] = []
+    for i in range(0, len(points), _BATCH):
+        chunk = points[i : i + _BATCH]
+        sites, loglik = sites_fn(jnp.asarray(_pad(chunk)), data)
+        outs.append(
+            (
+                {k: np.asarray(v)[: len(chunk)] for k, v in sites.items()},
+                {k: np.asarray(v)[: len(chunk)] for k, v in loglik.items()},
+            )
+        )
+    return (
+        {k: np.concatenate([o[0][k] for o in outs]) for k in outs[0][0]},
+        {k: np.concatenate([o[1][k] for o in outs]) for k in outs[0][1]},
     )
 
 
@@ -164,9 +223,28 @@ def _hessian(value_grad: Callable[[Any], Any], mode: np.ndarray) -> np.ndarray:
 
 
 def _mode(
-    value_grad: Callable[[Any], Any], d: int, seed: int, starts: int
+    value_grad: Callable[[Any], Any],
+    batch: Callable[[Any], Any],
+    d: int,
+    seed: int,
+    starts: int,
 ) -> np.ndarray:
+    """The posterior mode: BFGS from the best points of a screening batch.
+
+    One compiled batch evaluates the potential at ``_BATCH`` points (the origin
+    and uniform draws on :math:`[-4, 4]^d`, which covers every prior's central
+    region in the unconstrained coordinates); BFGS then starts from the best
+    ``starts`` of them that lie at least one unit apart.
+    """
     rng = np.random.default_rng(seed)
+    screen = np.vstack([np.zeros((1, d)), rng.uniform(-4.0, 4.0, (_BATCH - 1, d))])
+    logf = _evaluate(batch, screen)
+    chosen: list[np.ndarray] = []
+    for i in np.argsort(-logf):
+        if not np.isfinite(logf[i]) or len(chosen) == starts:
+            break
+        if all(np.max(np.abs(screen[i] - c)) >= 1.0 for c in chosen):
+            chosen.append(screen[i])
     best: tuple[float, np.ndarray] | None = None
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -176,9 +254,8 @@ def _mode(
             return 1e300, np.zeros(d)
         return v, np.asarray(g, dtype=np.float64)
 
-    for _ in range(starts):
-        x0 = rng.uniform(-2.0, 2.0, d)
-        res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": 1e-8})
+    for x0 in chosen:
+        res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": 1e-6})
         if math.isfinite(res.fun) and (best is None or res.fun < best[0]):
             best = (float(res.fun), np.asarray(res.x))
     if best is None:
@@ -211,6 +288,21 @@ def _evaluate(batch: Callable[[Any], Any], z: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(vals), -vals, -np.inf)
 
 
+def _cached_evaluate(
+    batch: Callable[[Any], Any],
+    z: np.ndarray,
+    keys: np.ndarray,
+    cache: dict[int, float],
+) -> tuple[np.ndarray, int]:
+    """:func:`_evaluate` reusing nodes already evaluated (same integer key)."""
+    vals = np.array([cache.get(k, np.nan) for k in keys.tolist()], dtype=np.float64)
+    new = np.isnan(vals)
+    if new.any():
+        vals[new] = _evaluate(batch, z[new])
+        cache.update(zip(keys[new].tolist(), vals[new].tolist(), strict=True))
+    return vals, int(new.sum())
+
+
 def _grid_log_integral(
     batch: Callable[[Any], Any],
     mode: np.ndarray,
@@ -218,42 +310,46 @@ def _grid_log_integral(
     radii: np.ndarray,
     spacing: float,
     peak: float,
-) -> tuple[float, float, np.ndarray, int]:
-    """Trapezoid rule on the whitened box; returns value, error, face drops, count.
+    cache: dict[int, float],
+) -> tuple[float, float, np.ndarray, int, _Grid]:
+    """Trapezoid rule on the whitened box; returns value, error, face drops, count
+    and the nonzero nodes with their log integrand.
 
-    The rule at spacing ``2 * spacing`` is evaluated first (every other node).
+    The nodes are the integer multiples of ``spacing`` (an even number of them
+    on each side of the mode), so a box doubled after a failed border check
+    contains the previous nodes, which ``cache`` keeps instead of re-evaluating.
+    The rule at spacing ``2 * spacing`` is evaluated first (the even nodes).
     The fine nodes are then evaluated only in the coarse cells next to a coarse
     node within ``_PRUNE`` nats of the maximum; elsewhere the integrand is below
     ``e^{-_PRUNE}`` of its peak (a smooth function cannot hide a peak between
     coarse nodes two whitened units apart), so those nodes are taken as zero.
     """
     d = mode.size
-    axes = [np.arange(-r, r + 0.5 * spacing, spacing) for r in radii]
-    shape = tuple(len(a) for a in axes)
-    coarse_axes = [a[::2] for a in axes]
-    cmesh = np.meshgrid(*coarse_axes, indexing="ij")
-    cgrid = np.stack([m.ravel() for m in cmesh], axis=1)
-    logf_c = _evaluate(batch, mode + cgrid @ chol.T)
-    sig = (logf_c > np.max(logf_c) - _PRUNE).reshape(tuple(len(a) for a in coarse_axes))
+    half = 2 * np.ceil(np.asarray(radii) / (2 * spacing)).astype(int)  # even
+    shape = tuple(int(2 * m + 1) for m in half)
+    idx = np.indices(shape).reshape(d, -1).T  # 0 .. 2m along each axis
+    ints = idx - half  # node = mode + spacing * ints @ chol.T
+    keys = np.sum((ints + 4096) * (8192 ** np.arange(d)), axis=1)
+    z = mode + (spacing * ints) @ chol.T
+    is_coarse = np.all(idx % 2 == 0, axis=1)
+    logf = np.full(len(idx), -np.inf)
+    logf_c, evals = _cached_evaluate(batch, z[is_coarse], keys[is_coarse], cache)
+    logf[is_coarse] = logf_c
+    cshape = tuple(int(m + 1) for m in half)
+    sig = (logf_c > np.max(logf_c) - _PRUNE).reshape(cshape)
     # dilate by one coarse node in every direction
     dil = sig.copy()
     for ax in range(d):
         for shift in (1, -1):
             dil |= np.roll(sig, shift, axis=ax) & _no_wrap(sig.shape, ax, shift)
     sig = dil
-    idx = np.indices(shape).reshape(d, -1).T
     need = np.zeros(len(idx), dtype=bool)
     for off in np.ndindex(*(2,) * d):
-        cidx = (idx + np.asarray(off)) // 2
-        cidx = np.minimum(cidx, np.asarray(sig.shape) - 1)
+        cidx = np.minimum((idx + np.asarray(off)) // 2, np.asarray(cshape) - 1)
         need |= sig[tuple(cidx.T)]
-    grid = np.stack([axes[k][idx[:, k]] for k in range(d)], axis=1)
-    is_coarse = np.all(idx % 2 == 0, axis=1)
-    logf = np.full(len(idx), -np.inf)
-    logf[is_coarse] = logf_c  # same (C-order) enumeration of the coarse nodes
     todo = need & ~is_coarse
-    z = mode + grid @ chol.T
-    logf[todo] = _evaluate(batch, z[todo])
+    logf[todo], more = _cached_evaluate(batch, z[todo], keys[todo], cache)
+    evals += more
     if np.max(logf) > peak + _UNSTABLE:
         raise HTMPError(
             "evidence: the likelihood is numerically unstable far from the mode "
@@ -263,24 +359,17 @@ def _grid_log_integral(
     fine = logsumexp(logf) + d * math.log(spacing) + log_jac
     coarse = logsumexp(logf_c) + d * math.log(2 * spacing) + log_jac
     keep = np.isfinite(logf)
-    _LAST_GRID["points"], _LAST_GRID["logf"] = z[keep], logf[keep]
     # Sheppard: a node's cell, projected on coordinate j, has variance
     # spacing^2 * sum_i L_ji^2 / 12.
-    _LAST_GRID["bandwidth"] = spacing * np.sqrt(np.sum(chol**2, axis=1) / 12.0)
+    grid = _Grid(z[keep], logf[keep], spacing * np.sqrt(np.sum(chol**2, axis=1) / 12.0))
     top = float(np.max(logf))
-    face = np.zeros(len(idx), dtype=bool)
-    for k in range(d):
-        face |= (idx[:, k] == 0) | (idx[:, k] == shape[k] - 1)
-    drops = np.array(
-        [
-            top - float(np.max(logf[(idx[:, k] == 0) | (idx[:, k] == shape[k] - 1)]))
-            for k in range(d)
-        ]
-    )
+    faces = [(idx[:, k] == 0) | (idx[:, k] == shape[k] - 1) for k in range(d)]
+    face = np.logical_or.reduce(faces)
+    drops = np.array([top - float(np.max(logf[f])) for f in faces])
     # Mass beyond the box: bounded by the face mass times ~10 cells of decay.
     outside = 10.0 * math.exp(float(logsumexp(logf[face]) - logsumexp(logf)))
     err = abs(float(fine - coarse)) + outside
-    return float(fine), err, drops, int(len(logf_c) + todo.sum())
+    return float(fine), err, drops, evals, grid
 
 
 def _no_wrap(shape: tuple[int, ...], axis: int, shift: int) -> np.ndarray:
@@ -327,8 +416,14 @@ def _pad(z: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Grid(NamedTuple):
+    points: np.ndarray
+    logf: np.ndarray
+    bandwidth: np.ndarray
+
+
 def log_evidence(
-    spectrum: Spectrum, model: str, *, seed: int = 0, starts: int = 4
+    spectrum: Spectrum, model: str, *, seed: int = 0, starts: int = 1
 ) -> Evidence:
     """Log marginal likelihood of ``model`` for ``spectrum``.
 
@@ -341,45 +436,13 @@ def log_evidence(
     seed : int
         Seed of the mode-search starts (and of importance sampling for d > 3).
     starts : int
-        Number of BFGS starts.
+        Number of BFGS starts (the best points of a screening batch).
 
     Returns
     -------
     Evidence
     """
-    names, value_grad, batch, exact = _potential_fns(model, spectrum)
-    d = len(names)
-    if d == 0:
-        assert exact is not None
-        return Evidence(model, exact, 0.0, 0, "exact sum", 1)
-    assert value_grad is not None and batch is not None
-    mode = _mode(value_grad, d, seed, starts)
-    chol = _whitening(value_grad, mode)
-    if d <= 3:
-        radii = _axis_radii(batch, mode, chol)
-        peak = float(_evaluate(batch, mode[None, :])[0])
-        total = 0
-        for _ in range(3):
-            counts = np.floor(radii / _SPACING[d]) + 1  # coarse nodes per axis
-            if float(np.prod(counts)) > _MAX_COARSE:
-                # A box this large means the Laplace scales are far off (a flat or
-                # curved posterior): Student-t importance sampling is robust there.
-                return _importance(model, batch, mode, chol * radii / _RADIUS, seed)
-            value, err, drops, evals = _grid_log_integral(
-                batch, mode, chol, radii, _SPACING[d], peak
-            )
-            total += evals
-            if np.all(drops >= _BORDER_DROP):
-                break
-            radii = np.where(drops >= _BORDER_DROP, radii, 2.0 * radii)
-        if err > _MAX_ERROR:
-            raise HTMPError(
-                f"evidence of {model!r}: the posterior is not contained in the "
-                f"quadrature box (border {drops.min():.1f} nats below the mode, "
-                f"error {err:.2g} nats)"
-            )
-        return Evidence(model, value, err, d, "trapezoid grid", total)
-    return _importance(model, batch, mode, chol, seed)
+    return evidence_and_grid(spectrum, model, seed=seed, starts=starts)[0]
 
 
 class GridPosterior(NamedTuple):
@@ -417,6 +480,74 @@ class GridPosterior(NamedTuple):
         z = (value - self.points[:, j]) / self.bandwidth[j]
         return float(np.sum(self.weights * ndtr(z)))
 
+    def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Independent draws, shape ``(size, d)``, from the smoothed grid posterior.
+
+        A node is picked with its weight and moved by the normal kernel of its
+        cell (independently per coordinate), so every marginal of the draws has
+        exactly the CDF :meth:`cdf` (the distribution the SBC suites calibrate).
+        """
+        idx = rng.choice(self.weights.size, size=size, p=self.weights)
+        noise = rng.standard_normal((size, self.points.shape[1])) * self.bandwidth
+        return np.asarray(self.points[idx] + noise, dtype=np.float64)
+
+
+def evidence_and_grid(
+    spectrum: Spectrum, model: str, *, seed: int = 0, starts: int = 1
+) -> tuple[Evidence, GridPosterior | None]:
+    """:func:`log_evidence` and, for models with parameters, its grid posterior.
+
+    Returns
+    -------
+    evidence : Evidence
+    grid : GridPosterior or None
+        ``None`` for a model without continuous parameters (``mp``).
+    """
+    names, value_grad, batch, exact = _potential_fns(model, spectrum)
+    d = len(names)
+    if d == 0:
+        assert exact is not None
+        return Evidence(model, exact, 0.0, 0, "exact sum", 1), None
+    assert value_grad is not None and batch is not None
+    mode = _mode(value_grad, batch, d, seed, starts)
+    chol = _whitening(value_grad, mode)
+    if d <= 3:
+        radii = _axis_radii(batch, mode, chol)
+        peak = float(_evaluate(batch, mode[None, :])[0])
+        total = 0
+        cache: dict[int, float] = {}
+        for _ in range(3):
+            counts = np.floor(radii / _SPACING[d]) + 1  # coarse nodes per axis
+            if float(np.prod(counts)) > _MAX_COARSE:
+                # A box this large means the Laplace scales are far off (a flat or
+                # curved posterior): Student-t importance sampling is robust there.
+                ev, grid = _importance(
+                    model, batch, mode, chol * radii / _RADIUS, seed
+                )
+                return ev, _grid_posterior(names, grid, ev)
+            value, err, drops, evals, grid = _grid_log_integral(
+                batch, mode, chol, radii, _SPACING[d], peak, cache
+            )
+            total += evals
+            if np.all(drops >= _BORDER_DROP):
+                break
+            radii = np.where(drops >= _BORDER_DROP, radii, 2.0 * radii)
+        if err > _MAX_ERROR:
+            raise HTMPError(
+                f"evidence of {model!r}: the posterior is not contained in the "
+                f"quadrature box (border {drops.min():.1f} nats below the mode, "
+                f"error {err:.2g} nats)"
+            )
+        ev = Evidence(model, value, err, d, "trapezoid grid", total)
+    else:
+        ev, grid = _importance(model, batch, mode, chol, seed)
+    return ev, _grid_posterior(names, grid, ev)
+
+
+def _grid_posterior(names: list[str], grid: _Grid, ev: Evidence) -> GridPosterior:
+    w = np.exp(grid.logf - np.max(grid.logf))
+    return GridPosterior(names, grid.points, w / w.sum(), grid.bandwidth, ev)
+
 
 def posterior_grid(spectrum: Spectrum, model: str, *, seed: int = 0) -> GridPosterior:
     """The posterior on the evidence quadrature grid (models with 1 to 3 coordinates).
@@ -425,15 +556,10 @@ def posterior_grid(spectrum: Spectrum, model: str, *, seed: int = 0) -> GridPost
     representation of the posterior: its marginal CDFs give the probability
     integral transform used by the simulation-based calibration benchmark.
     """
-    ev = log_evidence(spectrum, model, seed=seed)
-    if ev.dim == 0:
+    ev, grid = evidence_and_grid(spectrum, model, seed=seed)
+    if grid is None:
         raise HTMPError(f"model {model!r}: no continuous parameter")
-    names = _potential_fns(model, spectrum)[0]
-    logf = _LAST_GRID["logf"]
-    w = np.exp(logf - np.max(logf))
-    return GridPosterior(
-        names, _LAST_GRID["points"], w / w.sum(), _LAST_GRID["bandwidth"], ev
-    )
+    return grid
 
 
 def _importance(
@@ -442,7 +568,7 @@ def _importance(
     mode: np.ndarray,
     chol: np.ndarray,
     seed: int,
-) -> Evidence:
+) -> tuple[Evidence, _Grid]:
     d = mode.size
     rng = np.random.default_rng(seed)
     df = 5.0
@@ -459,9 +585,8 @@ def _importance(
         - float(np.linalg.slogdet(chol)[1])
     )
     logw = logp - log_q
-    _LAST_GRID["points"], _LAST_GRID["logf"] = z, logw
-    _LAST_GRID["bandwidth"] = np.full(d, 1e-300)  # weighted draws: a step CDF
+    grid = _Grid(z, logw, np.full(d, 1e-300))  # weighted draws: a step CDF
     value = float(logsumexp(logw) - math.log(len(logw)))
     w = np.exp(logw - np.max(logw))
     se = float(np.std(w) / (np.mean(w) * math.sqrt(len(w))))
-    return Evidence(model, value, se, d, "importance sampling", len(logw))
+    return Evidence(model, value, se, d, "importance sampling", len(logw)), grid

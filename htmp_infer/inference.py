@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from types import ModuleType
+from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -14,6 +15,8 @@ from scipy.special import logsumexp
 
 from htmp_infer.diagnostics import check_convergence
 from htmp_infer.errors import HTMPError
+from htmp_infer.evidence import GridPosterior
+from htmp_infer.grid_fit import grid_diagnostics, grid_draws_tree
 from htmp_infer.nuts import run_nuts
 from htmp_infer.predictive import posterior_predictive
 from htmp_infer.registry import load_model
@@ -32,6 +35,8 @@ def fit(
     seed: int = 0,
     progress: bool = True,
     ppc_draws: int = 40,
+    method: Literal["nuts", "grid"] = "nuts",
+    grid: GridPosterior | None = None,
 ) -> xr.DataTree:
     """Sample the posterior of a model given one spectrum.
 
@@ -51,6 +56,12 @@ def fit(
     ppc_draws : int, default 40
         Number of exact replicated spectra in ``posterior_predictive`` (0 to skip);
         each costs one :math:`O(N^2)` tridiagonal eigenproblem.
+    method : {"nuts", "grid"}, default "nuts"
+        ``"grid"`` draws independently from the evidence quadrature grid
+        (:mod:`htmp_infer.grid_fit`; no MCMC, ``warmup`` unused, ``sample_stats``
+        absent, diagnostics replaced by the quadrature error).
+    grid : GridPosterior, optional
+        With ``method="grid"``, a grid already computed for this spectrum.
 
     Returns
     -------
@@ -81,6 +92,8 @@ def fit(
         )
     if ppc_draws < 0:
         raise HTMPError(f"ppc_draws must be >= 0, got {ppc_draws}")
+    if method not in ("nuts", "grid"):
+        raise HTMPError(f"method must be 'nuts' or 'grid', got {method!r}")
     module = load_model(model)
     static = module.static_kwargs(spectrum)
     data = module.data_kwargs(spectrum)
@@ -91,6 +104,29 @@ def fit(
     t_stats = time.perf_counter() - t0
     key_mcmc, key_rest = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
+    if method == "grid" and not getattr(module, "EXACT_POSTERIOR", False):
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key_mcmc)).tolist())
+        dt, grid = grid_draws_tree(
+            spectrum,
+            model,
+            chains=chains,
+            draws=draws,
+            rng=rng,
+            grid=grid,
+            constant_data=_constant_data(spectrum),
+        )
+        return _finish(
+            module,
+            dt,
+            spectrum,
+            model,
+            seed,
+            key_rest,
+            ppc_draws,
+            (chains, draws, 0),
+            (t_stats, time.perf_counter() - t0),
+            diag=grid_diagnostics(grid, chains * draws),
+        )
     if getattr(module, "EXACT_POSTERIOR", False):
         dt = _exact_fit(module, spectrum, chains, draws)
         return _finish(
@@ -194,6 +230,7 @@ def _finish(
     ppc_draws: int,
     lengths: tuple[int, int, int],
     seconds: tuple[float, float],
+    diag: dict[str, Any] | None = None,
 ) -> xr.DataTree:
     """Collapsed parameters, posterior predictive, diagnostics and attributes."""
     chains, draws, warmup = lengths
@@ -214,7 +251,8 @@ def _finish(
             )
         )
     t_ppc = time.perf_counter() - t0
-    diag = {"exact": 1} if exact else check_convergence(dt, ["kappa"])
+    if diag is None:
+        diag = {"exact": 1} if exact else check_convergence(dt, ["kappa"])
     dt.attrs.update(
         {
             "model": model,
@@ -224,6 +262,7 @@ def _finish(
             "draws": draws,
             "warmup": warmup,
             "backend": "exact" if exact else jax.default_backend(),
+            "method": "exact" if exact else str(diag.get("method", "nuts")),
             "seconds_stats": t_stats,
             "seconds_sampling": t_sample,
             "seconds_ppc": t_ppc,

@@ -3,8 +3,9 @@ r"""Scan a network: every layer's fit, mechanism weights and phase, resumably.
 :func:`scan` takes weights (a file or directory, :mod:`htmp_infer.weights`) or a
 spectra bundle (:mod:`htmp_infer.bundle`), computes the spectra once (cached,
 :mod:`htmp_infer.spectra`) and runs, for every layer, :func:`scan_layer`: the
-mechanism comparison (:func:`htmp_infer.compare.compare`, which includes the NUTS
-fit of ``htmp`` and the 5+1 phase posterior), a Hill + KS-xmin α for side-by-side
+mechanism comparison (:func:`htmp_infer.compare.compare`, which includes the
+posterior of ``htmp``, by default drawn from its evidence grid
+(:mod:`htmp_infer.grid_fit`), and the 5+1 phase posterior), a Hill + KS-xmin α for side-by-side
 reading, and a posterior-predictive check.
 
 Layers are independent tasks: :func:`scan_layer` is a pure function of the layer
@@ -108,6 +109,11 @@ class ScanOptions:
     warmup: int = 500
     seed: int = 0
     ppc_draws: int = 40
+    method: Literal["grid", "nuts"] = "grid"
+
+    def __post_init__(self) -> None:
+        if self.method not in ("grid", "nuts"):
+            raise HTMPError(f"method must be 'grid' or 'nuts', got {self.method!r}")
 
     def key(self) -> str:
         """A short hash of the options: results computed with others are redone."""
@@ -173,6 +179,7 @@ def scan_layer(
         warmup=options.warmup,
         progress=False,
         ppc_draws=options.ppc_draws,
+        method=options.method,
     )
     fit = result.fits["htmp"]
     post = fit["posterior"].dataset

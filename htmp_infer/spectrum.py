@@ -17,11 +17,12 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
 from htmp_infer._numerics import log_abs_vandermonde
@@ -113,6 +114,11 @@ def matrix_eigenvalues(matrix: ArrayLike) -> NDArray[np.float64]:
 
     Computed as squared singular values (LAPACK ``gesdd`` on the CPU; JAX's SVD on
     the default device when it is a GPU), never by forming :math:`W^\top W`.
+    A matrix more than twice as long as it is wide is first reduced on the CPU to
+    the triangular factor :math:`R` of :math:`W = QR` (same singular values) by
+    Householder QR of blocks of :math:`4\min(N, M)` rows in float64
+    (:func:`_blocked_r`), so the float64 working memory is :math:`O(\min(N,M)^2)`
+    instead of twice the matrix.
     Singular values at or below :math:`\sigma_{\max}\max(N,M)\,\epsilon`
     (numpy's ``matrix_rank`` tolerance) are zero up to rounding and returned as 0.
 
@@ -135,9 +141,31 @@ def matrix_eigenvalues(matrix: ArrayLike) -> NDArray[np.float64]:
     if jax.default_backend() == "gpu":
         sv = np.asarray(jnp.linalg.svd(jnp.asarray(w, jnp.float64), compute_uv=False))
     else:
-        sv = np.linalg.svd(w.astype(np.float64, copy=False), compute_uv=False)
+        tall = w if w.shape[0] >= w.shape[1] else w.T
+        if tall.shape[0] > 2 * tall.shape[1]:
+            tall = _blocked_r(tall)
+        sv = np.linalg.svd(tall.astype(np.float64, copy=False), compute_uv=False)
     tol = sv.max() * max(w.shape) * np.finfo(np.float64).eps
     return np.sort(np.where(sv > tol, sv**2, 0.0))
+
+
+def _blocked_r(w: NDArray[Any]) -> NDArray[np.float64]:
+    r"""The :math:`c\times c` factor :math:`R` of a tall :math:`r\times c` matrix.
+
+    :math:`R \leftarrow \mathrm{qr}\bigl([R;\ W_{\text{block}}]\bigr)` over blocks
+    of :math:`4c` rows, each converted to float64 on its own: Householder QR is
+    backward stable, so the singular values of the final :math:`R` are those of
+    :math:`W` to float64 rounding, and no float64 copy of :math:`W` is made.
+    """
+    cols = w.shape[1]
+    step = 4 * cols
+    r = np.zeros((0, cols))
+    for start in range(0, w.shape[0], step):
+        block = np.asarray(w[start : start + step], dtype=np.float64)
+        r = scipy.linalg.qr(
+            np.vstack([r, block]), mode="r", overwrite_a=True, check_finite=False
+        )[0][:cols]
+    return np.asarray(r, dtype=np.float64)
 
 
 @dataclass(frozen=True)
