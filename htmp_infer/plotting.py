@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
 
 from htmp_infer.limit import htmp_pdf
 
@@ -107,17 +108,21 @@ def esd_panel(
     bins: int = 60,
     log: bool = True,
     legend: bool = True,
+    points: int = 300,
 ) -> None:
-    """One ESD panel: histogram, HTMP density band, posterior-predictive band."""
+    """One ESD panel: histogram, HTMP density band, posterior-predictive band.
+
+    ``points`` is the number of abscissae of the density band.
+    """
     if log:
         pos = x[x > 0]
         edges = np.geomspace(pos.min() * 0.9, pos.max() * 1.1, bins + 1)
         centers = np.sqrt(edges[1:] * edges[:-1])
-        grid = np.geomspace(edges[0], edges[-1], 300)
+        grid = np.geomspace(edges[0], edges[-1], points)
     else:
         edges = np.linspace(0.0, np.quantile(x, 0.995) * 1.05, bins + 1)
         centers = (edges[1:] + edges[:-1]) / 2
-        grid = np.linspace(max(edges[0], 1e-6 * edges[-1]), edges[-1], 300)
+        grid = np.linspace(max(edges[0], 1e-6 * edges[-1]), edges[-1], points)
     if reps is not None:
         lo, hi = _hist_band(edges, reps)
         ax.fill_between(
@@ -154,6 +159,12 @@ def esd_panel(
         ax.set_xscale("log")
         ax.set_yscale("log")
         floor = 0.5 / (x.size * np.diff(edges).max())
-        ax.set_ylim(bottom=max(floor, 1e-6))
+        # The density band of a tiny κ diverges at 0 (x^{δ-1}); cap the axis a
+        # decade and a half above the histogram so the ESD stays readable and the
+        # log axis does not span hundreds of decades (and of tick labels).
+        top = 30.0 * float(np.histogram(x, bins=edges, density=True)[0].max())
+        ax.set_ylim(bottom=max(floor, 1e-6), top=max(top, 10 * floor))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_locator(NullLocator())
     if legend:
         ax.legend(fontsize=8)
