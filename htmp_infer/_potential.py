@@ -22,7 +22,12 @@ from numpyro.infer.util import log_density
 
 from htmp_infer.errors import HTMPError
 
-__all__ = ["deterministic_sites", "latent_sites", "observed_log_likelihood", "potential"]
+__all__ = [
+    "deterministic_sites",
+    "latent_sites",
+    "observed_log_likelihood",
+    "potential",
+]
 
 
 def _zeros(site: dict[str, Any]) -> Array | None:

@@ -521,9 +521,7 @@ def evidence_and_grid(
             if float(np.prod(counts)) > _MAX_COARSE:
                 # A box this large means the Laplace scales are far off (a flat or
                 # curved posterior): Student-t importance sampling is robust there.
-                ev, grid = _importance(
-                    model, batch, mode, chol * radii / _RADIUS, seed
-                )
+                ev, grid = _importance(model, batch, mode, chol * radii / _RADIUS, seed)
                 return ev, _grid_posterior(names, grid, ev)
             value, err, drops, evals, grid = _grid_log_integral(
                 batch, mode, chol, radii, _SPACING[d], peak, cache
@@ -556,7 +554,7 @@ def posterior_grid(spectrum: Spectrum, model: str, *, seed: int = 0) -> GridPost
     representation of the posterior: its marginal CDFs give the probability
     integral transform used by the simulation-based calibration benchmark.
     """
-    ev, grid = evidence_and_grid(spectrum, model, seed=seed)
+    grid = evidence_and_grid(spectrum, model, seed=seed)[1]
     if grid is None:
         raise HTMPError(f"model {model!r}: no continuous parameter")
     return grid

@@ -5,8 +5,8 @@ spectra bundle (:mod:`htmp_infer.bundle`), computes the spectra once (cached,
 :mod:`htmp_infer.spectra`) and runs, for every layer, :func:`scan_layer`: the
 mechanism comparison (:func:`htmp_infer.compare.compare`, which includes the
 posterior of ``htmp``, by default drawn from its evidence grid
-(:mod:`htmp_infer.grid_fit`), and the 5+1 phase posterior), a Hill + KS-xmin α for side-by-side
-reading, and a posterior-predictive check.
+(:mod:`htmp_infer.grid_fit`), and the 5+1 phase posterior), a Hill + KS-xmin α
+for side-by-side reading, and a posterior-predictive check.
 
 Layers are independent tasks: :func:`scan_layer` is a pure function of the layer
 spectrum and the options, so a distributed engine can map it over layers and

@@ -193,9 +193,7 @@ def test_grid_fit_agrees_with_nuts(spectrum: Spectrum) -> None:
     from htmp_infer import fit
 
     grid_dt = fit(spectrum, "htmp", method="grid", draws=500, ppc_draws=0)
-    nuts_dt = fit(
-        spectrum, "htmp", draws=500, warmup=500, progress=False, ppc_draws=0
-    )
+    nuts_dt = fit(spectrum, "htmp", draws=500, warmup=500, progress=False, ppc_draws=0)
     g = grid_dt["posterior"].dataset["log_kappa"].values.ravel()
     m = nuts_dt["posterior"].dataset["log_kappa"].values.ravel()
     sd = np.std(m)
