@@ -169,6 +169,8 @@ def _scan(args: argparse.Namespace) -> int:
         "r_hat",
         "fit_seconds",
     ]
+    if options.method == "grid":
+        cols.remove("r_hat")  # independent grid draws: no chains to compare
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(
             result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}")
