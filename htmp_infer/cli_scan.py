@@ -68,6 +68,12 @@ def add_parsers(
         default="grid",
         help="posterior draws from the evidence grid (default) or by NUTS",
     )
+    s.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=1,
+        help="worker processes fitting layers in parallel (default 1)",
+    )
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--no-progress", action="store_true")
     _selection_args(s)
@@ -152,6 +158,7 @@ def _scan(args: argparse.Namespace) -> int:
         options=options,
         progress=not args.no_progress,
         plots=not args.no_plots,
+        jobs=args.jobs,
     )
     cols = [
         "layer",

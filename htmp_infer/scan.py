@@ -54,6 +54,7 @@ from htmp_infer.errors import HTMPError
 from htmp_infer.io import write_atomic
 from htmp_infer.peers import hill_ks_alpha
 from htmp_infer.predictive import ppc_pvalue
+from htmp_infer.scan_pool import run_layers
 from htmp_infer.spectra import compute_bundle
 
 __all__ = [
@@ -275,6 +276,7 @@ def scan(
     cache_dir: Path | Literal["default"] | None = "default",
     progress: bool = True,
     plots: bool = True,
+    jobs: int = 1,
 ) -> ScanResult:
     """Fit every layer of a network and gather a per-layer mechanism map.
 
@@ -297,6 +299,9 @@ def scan(
         Progress bars (spectra, then layers with ETA).
     plots : bool
         Write the three PNG figures.
+    jobs : int
+        Worker processes fitting layers in parallel
+        (:func:`htmp_infer.scan_pool.run_layers`); the results do not depend on it.
 
     Returns
     -------
@@ -309,6 +314,8 @@ def scan(
         fitted.
     """
     options = options or ScanOptions()
+    if jobs < 1:
+        raise HTMPError(f"jobs must be >= 1, got {jobs}")
     if isinstance(source, SpectraBundle) or is_bundle(source):
         bundle = (
             source if isinstance(source, SpectraBundle) else SpectraBundle.load(source)
@@ -330,32 +337,45 @@ def scan(
     if out is not None:
         bundle.save(out / "spectra.npz")  # what was fitted; compare-layers reads it
     key = options.key()
-    rows: list[dict[str, Any]] = []
-    trees: dict[str, xr.DataTree] = {}
+    results: dict[int, tuple[dict[str, Any], xr.DataTree]] = {}
     failed: list[tuple[str, str, str]] = []
     resumed: list[str] = []
-    bar = tqdm(bundle.layers, desc="scan", unit="layer", disable=not progress)
-    for i, layer in enumerate(bar):
-        bar.set_postfix_str(layer.name[-40:], refresh=True)
-        stem = out / "layers" / _slug(i, layer.name) if out else None
+    stems = [
+        out / "layers" / _slug(i, layer.name) if out else None
+        for i, layer in enumerate(bundle.layers)
+    ]
+    todo = []
+    for i, layer in enumerate(bundle.layers):
+        stem = stems[i]
         done = _load_done(stem, layer, key) if stem else None
         if done is not None and stem is not None:
-            rows.append(done)
-            trees[layer.name] = xr.open_datatree(
-                stem.with_suffix(".nc"), engine="h5netcdf"
-            ).load()
+            tree = xr.open_datatree(stem.with_suffix(".nc"), engine="h5netcdf").load()
+            results[i] = (done, tree)
             resumed.append(layer.name)
-            continue
-        try:
-            row, tree = scan_layer(layer, options)
-        except HTMPError as exc:
+        else:
+            todo.append((i, layer))
+    bar = tqdm(
+        total=len(bundle.layers),
+        initial=len(resumed),
+        desc="scan",
+        unit="layer",
+        disable=not progress,
+    )
+    for i, outcome in run_layers(todo, options, jobs):
+        layer = bundle.layers[i]
+        bar.set_postfix_str(layer.name[-40:], refresh=False)
+        bar.update()
+        if isinstance(outcome, str):
             shape = "x".join(map(str, layer.shape))
-            failed.append((layer.name, shape, f"failed: {exc}"))
+            failed.append((layer.name, shape, f"failed: {outcome}"))
             continue
+        stem = stems[i]
         if stem is not None:
-            _save_layer(stem, row, tree, key)
-        rows.append(row)
-        trees[layer.name] = tree
+            _save_layer(stem, *outcome, key)
+        results[i] = outcome
+    bar.close()
+    rows = [results[i][0] for i in sorted(results)]
+    trees = {results[i][0]["layer"]: results[i][1] for i in sorted(results)}
     if not rows:
         raise HTMPError(
             f"no layer could be fitted ({len(failed)} failed"

@@ -251,3 +251,14 @@ def test_cli_compare_layers_on_a_scan_directory(scanned, tmp_path, capsys):
 def test_unknown_method_is_refused():
     with pytest.raises(HTMPError, match="method must be"):
         ScanOptions(method="mcmc")  # type: ignore[arg-type]
+
+
+def test_parallel_jobs_give_the_same_table(scanned):
+    """Two spawned worker processes reproduce the serial scan exactly (same seed)."""
+    _, out, result, _ = scanned
+    bundle = SpectraBundle.load(out / "spectra.npz")
+    parallel = scan(bundle, None, options=OPTIONS, progress=False, plots=False, jobs=2)
+    cols = ["layer", "kappa_median", "kappa_q05", "kappa_q95", "w_htmp", "ppc_p"]
+    pd.testing.assert_frame_equal(parallel.table[cols], result.table[cols])
+    with pytest.raises(HTMPError, match="jobs must be"):
+        scan(bundle, None, options=OPTIONS, progress=False, plots=False, jobs=0)
