@@ -135,6 +135,15 @@ def _print_table(dt: object) -> None:
     with pd.option_context("display.width", 120, "display.precision", 4):
         print(table.to_string(float_format=lambda v: f"{v:.4g}"))
     attrs = dt.attrs  # type: ignore[attr-defined]
+    if attrs.get("method") == "grid":
+        print(
+            f"model={attrs.get('model')} N={attrs.get('n', '')} method=grid "
+            f"(independent draws) draws={attrs.get('diag_ess_bulk_min', 0):.0f} "
+            f"grid_nodes={attrs.get('diag_nodes', '')} "
+            f"effective_nodes={attrs.get('diag_effective_nodes', float('nan')):.1f} "
+            f"quadrature_error={attrs.get('diag_quadrature_error', float('nan')):.2g}"
+        )
+        return
     print(
         f"model={attrs.get('model')} N={attrs.get('n', '')} "
         f"r_hat_max={attrs.get('diag_r_hat_max', float('nan')):.4f} "

@@ -208,3 +208,39 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     )
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
     assert not (tmp_path / "s.npz").exists()
+
+
+def test_fit_with_grid_draws_and_summary(tmp_path, capsys):
+    """``fit --method grid``: independent draws, no sample_stats, summary works."""
+    eig = tmp_path / "eig.npz"
+    args = ["--kappa", "2", "--gamma", "0.5", "--n", "150", "--seed", "3"]
+    assert main(["simulate", *args, "--out", str(eig)]) == 0
+    out = tmp_path / "grid.nc"
+    code = main(
+        [
+            "fit",
+            str(eig),
+            "--out",
+            str(out),
+            "--method",
+            "grid",
+            "--ppc-draws",
+            "8",
+            "--chains",
+            "2",
+            "--draws",
+            "200",
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    dt = xr.open_datatree(out, engine="h5netcdf")
+    assert "sample_stats" not in dt.children
+    assert dt.attrs["method"] == "grid"
+    kappa = dt["posterior"]["kappa"].values
+    assert kappa.shape == (2, 200)
+    # same spectrum and tolerance as the NUTS round trip above
+    assert 2 / 3 < np.median(kappa) < 6
+    assert main(["summary", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "kappa" in printed and "method=grid" in printed
