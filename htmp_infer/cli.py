@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from htmp_infer.cli_scan import add_method_argument, add_parsers
 from htmp_infer.errors import HTMPError
 
 if TYPE_CHECKING:
@@ -78,12 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--warmup", type=_nonnegative_int, default=1000)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
-    f.add_argument(
-        "--method",
-        choices=("nuts", "grid"),
-        default="nuts",
-        help="NUTS, or independent draws from the evidence quadrature grid",
-    )
+    add_method_argument(f, "nuts")
     f.add_argument("--plot", type=Path, help="also write a PNG of the fit")
     f.add_argument("--no-progress", action="store_true")
 
@@ -109,18 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--warmup", type=_nonnegative_int, default=1000)
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
-    c.add_argument(
-        "--method",
-        choices=("grid", "nuts"),
-        default="grid",
-        help="posterior draws from the evidence grid (default) or by NUTS",
-    )
+    add_method_argument(c, "grid")
     c.add_argument("--no-progress", action="store_true")
 
     m = sub.add_parser("summary", help="print the posterior summary of a fit")
     m.add_argument("file", type=Path, help="a .nc written by `htmp-infer fit`")
-
-    from htmp_infer.cli_scan import add_parsers
 
     add_parsers(sub, _positive_int, _nonnegative_int)
     return p

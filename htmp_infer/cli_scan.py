@@ -39,6 +39,17 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_method_argument(parser: Any, default: str) -> None:
+    """``--method {grid,nuts}``: how a command draws its posteriors."""
+    parser.add_argument(
+        "--method",
+        choices=("grid", "nuts"),
+        default=default,
+        help="independent draws from the evidence quadrature grid, or NUTS "
+        f"(default: {default})",
+    )
+
+
 def add_parsers(
     sub: Any,
     positive_int: Callable[[str], int],
@@ -62,12 +73,7 @@ def add_parsers(
     s.add_argument("--warmup", type=nonnegative_int, default=500)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--ppc-draws", type=positive_int, default=40)
-    s.add_argument(
-        "--method",
-        choices=("grid", "nuts"),
-        default="grid",
-        help="posterior draws from the evidence grid (default) or by NUTS",
-    )
+    add_method_argument(s, "grid")
     s.add_argument(
         "--jobs",
         type=positive_int,

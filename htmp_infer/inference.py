@@ -104,7 +104,11 @@ def fit(
     t_stats = time.perf_counter() - t0
     key_mcmc, key_rest = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
-    if method == "grid" and not getattr(module, "EXACT_POSTERIOR", False):
+    exact = getattr(module, "EXACT_POSTERIOR", False)
+    diag = None
+    if exact:
+        dt = _exact_fit(module, spectrum, chains, draws)
+    elif method == "grid":
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key_mcmc)).tolist())
         dt, grid = grid_draws_tree(
             spectrum,
@@ -115,51 +119,28 @@ def fit(
             grid=grid,
             constant_data=_constant_data(spectrum),
         )
-        return _finish(
-            module,
-            dt,
-            spectrum,
-            model,
-            seed,
-            key_rest,
-            ppc_draws,
-            (chains, draws, 0),
-            (t_stats, time.perf_counter() - t0),
-            diag=grid_diagnostics(grid, chains * draws),
+        diag = grid_diagnostics(grid, chains * draws)
+        warmup = 0
+    else:
+        run = run_nuts(
+            program,
+            data,
+            cache_key=(model, tuple(sorted(static.items()))),
+            key=key_mcmc,
+            chains=chains,
+            warmup=warmup,
+            draws=draws,
+            progress=progress,
+            label=f"{model} on {spectrum.name}",
         )
-    if getattr(module, "EXACT_POSTERIOR", False):
-        dt = _exact_fit(module, spectrum, chains, draws)
-        return _finish(
-            module,
-            dt,
-            spectrum,
-            model,
-            seed,
-            key_rest,
-            ppc_draws,
-            (chains, draws, warmup),
-            (t_stats, time.perf_counter() - t0),
+        dt = from_numpyro(
+            run,
+            log_likelihood=True,
+            constant_data=_constant_data(spectrum),
+            coords={"eig": np.arange(spectrum.n)},
+            dims={"eigenvalues": ["eig"]},
         )
-    run = run_nuts(
-        program,
-        data,
-        cache_key=(model, tuple(sorted(static.items()))),
-        key=key_mcmc,
-        chains=chains,
-        warmup=warmup,
-        draws=draws,
-        progress=progress,
-        label=f"{model} on {spectrum.name}",
-    )
     t_sample = time.perf_counter() - t0
-
-    dt = from_numpyro(
-        run,
-        log_likelihood=True,
-        constant_data=_constant_data(spectrum),
-        coords={"eig": np.arange(spectrum.n)},
-        dims={"eigenvalues": ["eig"]},
-    )
     return _finish(
         module,
         dt,
@@ -170,6 +151,7 @@ def fit(
         ppc_draws,
         (chains, draws, warmup),
         (t_stats, t_sample),
+        diag=diag,
     )
 
 
