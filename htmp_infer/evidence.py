@@ -53,6 +53,16 @@ from numpyro.infer.util import log_density
 from scipy.optimize import minimize
 from scipy.special import logsumexp, ndtr
 
+from htmp_infer._grid_rule import (
+    BATCH,
+    BORDER_DROP,
+    RADIUS,
+    Grid,
+    axis_radii,
+    evaluate,
+    grid_log_integral,
+    pad,
+)
 from htmp_infer._potential import (
     deterministic_sites,
     latent_sites,
@@ -72,13 +82,8 @@ __all__ = [
 ]
 
 _SPACING = {1: 0.5, 2: 0.75, 3: 1.0}  # finer where nodes are cheap
-_RADIUS = 8.0
-_BORDER_DROP = 25.0
-_BATCH = 256  # small: a 1-D grid has ~30 nodes, and per-call overhead is ~10 us
 _IS_DRAWS = 20000
-_PRUNE = 30.0
 _MAX_COARSE = 2e5
-_UNSTABLE = 10.0  # nats above the optimised mode: numerical failure, not a mode
 _MAX_ERROR = 0.1  # nats; a larger quadrature error is an error, not a result
 
 
@@ -193,9 +198,9 @@ def site_values(
     key = (model, tuple(sorted(module.static_kwargs(spectrum).items())))
     sites_fn = _MADE[key][3]
     outs: list[tuple[Any, Any]] = []
-    for i in range(0, len(points), _BATCH):
-        chunk = points[i : i + _BATCH]
-        sites, loglik = sites_fn(jnp.asarray(_pad(chunk)), data)
+    for i in range(0, len(points), BATCH):
+        chunk = points[i : i + BATCH]
+        sites, loglik = sites_fn(jnp.asarray(pad(chunk)), data)
         outs.append(
             (
                 {k: np.asarray(v)[: len(chunk)] for k, v in sites.items()},
@@ -231,14 +236,14 @@ def _mode(
 ) -> np.ndarray:
     """The posterior mode: BFGS from the best points of a screening batch.
 
-    One compiled batch evaluates the potential at ``_BATCH`` points (the origin
+    One compiled batch evaluates the potential at ``BATCH`` points (the origin
     and uniform draws on :math:`[-4, 4]^d`, which covers every prior's central
     region in the unconstrained coordinates); BFGS then starts from the best
     ``starts`` of them that lie at least one unit apart.
     """
     rng = np.random.default_rng(seed)
-    screen = np.vstack([np.zeros((1, d)), rng.uniform(-4.0, 4.0, (_BATCH - 1, d))])
-    logf = _evaluate(batch, screen)
+    screen = np.vstack([np.zeros((1, d)), rng.uniform(-4.0, 4.0, (BATCH - 1, d))])
+    logf = evaluate(batch, screen)
     chosen: list[np.ndarray] = []
     for i in np.argsort(-logf):
         if not np.isfinite(logf[i]) or len(chosen) == starts:
@@ -271,155 +276,6 @@ def _whitening(value_grad: Callable[[Any], Any], mode: np.ndarray) -> np.ndarray
         # Not a strict minimum (flat direction): fall back to a unit-scale box.
         w = np.where(np.isfinite(w) & (w > 0), w, 1.0)
     return np.asarray(v @ np.diag(1.0 / np.sqrt(w)), dtype=np.float64)
-
-
-def _evaluate(batch: Callable[[Any], Any], z: np.ndarray) -> np.ndarray:
-    """log integrand at the rows of ``z`` (in fixed-size compiled batches)."""
-    if len(z) == 0:
-        return np.empty(0)
-    vals = np.concatenate(
-        [
-            np.asarray(batch(jnp.asarray(_pad(z[i : i + _BATCH]))))[
-                : len(z[i : i + _BATCH])
-            ]
-            for i in range(0, len(z), _BATCH)
-        ]
-    )
-    return np.where(np.isfinite(vals), -vals, -np.inf)
-
-
-def _cached_evaluate(
-    batch: Callable[[Any], Any],
-    z: np.ndarray,
-    keys: np.ndarray,
-    cache: dict[int, float],
-) -> tuple[np.ndarray, int]:
-    """:func:`_evaluate` reusing nodes already evaluated (same integer key)."""
-    vals = np.array([cache.get(k, np.nan) for k in keys.tolist()], dtype=np.float64)
-    new = np.isnan(vals)
-    if new.any():
-        vals[new] = _evaluate(batch, z[new])
-        cache.update(zip(keys[new].tolist(), vals[new].tolist(), strict=True))
-    return vals, int(new.sum())
-
-
-def _grid_log_integral(
-    batch: Callable[[Any], Any],
-    mode: np.ndarray,
-    chol: np.ndarray,
-    radii: np.ndarray,
-    spacing: float,
-    peak: float,
-    cache: dict[int, float],
-) -> tuple[float, float, np.ndarray, int, _Grid]:
-    """Trapezoid rule on the whitened box; returns value, error, face drops, count
-    and the nonzero nodes with their log integrand.
-
-    The nodes are the integer multiples of ``spacing`` (an even number of them
-    on each side of the mode), so a box doubled after a failed border check
-    contains the previous nodes, which ``cache`` keeps instead of re-evaluating.
-    The rule at spacing ``2 * spacing`` is evaluated first (the even nodes).
-    The fine nodes are then evaluated only in the coarse cells next to a coarse
-    node within ``_PRUNE`` nats of the maximum; elsewhere the integrand is below
-    ``e^{-_PRUNE}`` of its peak (a smooth function cannot hide a peak between
-    coarse nodes two whitened units apart), so those nodes are taken as zero.
-    """
-    d = mode.size
-    half = 2 * np.ceil(np.asarray(radii) / (2 * spacing)).astype(int)  # even
-    shape = tuple(int(2 * m + 1) for m in half)
-    idx = np.indices(shape).reshape(d, -1).T  # 0 .. 2m along each axis
-    ints = idx - half  # node = mode + spacing * ints @ chol.T
-    keys = np.sum((ints + 4096) * (8192 ** np.arange(d)), axis=1)
-    z = mode + (spacing * ints) @ chol.T
-    is_coarse = np.all(idx % 2 == 0, axis=1)
-    logf = np.full(len(idx), -np.inf)
-    logf_c, evals = _cached_evaluate(batch, z[is_coarse], keys[is_coarse], cache)
-    logf[is_coarse] = logf_c
-    cshape = tuple(int(m + 1) for m in half)
-    sig = (logf_c > np.max(logf_c) - _PRUNE).reshape(cshape)
-    # dilate by one coarse node in every direction
-    dil = sig.copy()
-    for ax in range(d):
-        for shift in (1, -1):
-            dil |= np.roll(sig, shift, axis=ax) & _no_wrap(sig.shape, ax, shift)
-    sig = dil
-    need = np.zeros(len(idx), dtype=bool)
-    for off in np.ndindex(*(2,) * d):
-        cidx = np.minimum((idx + np.asarray(off)) // 2, np.asarray(cshape) - 1)
-        need |= sig[tuple(cidx.T)]
-    todo = need & ~is_coarse
-    logf[todo], more = _cached_evaluate(batch, z[todo], keys[todo], cache)
-    evals += more
-    if np.max(logf) > peak + _UNSTABLE:
-        raise HTMPError(
-            "evidence: the likelihood is numerically unstable far from the mode "
-            f"(a grid node exceeds the mode by {np.max(logf) - peak:.3g} nats)"
-        )
-    log_jac = float(np.linalg.slogdet(chol)[1])
-    fine = logsumexp(logf) + d * math.log(spacing) + log_jac
-    coarse = logsumexp(logf_c) + d * math.log(2 * spacing) + log_jac
-    keep = np.isfinite(logf)
-    # Sheppard: a node's cell, projected on coordinate j, has variance
-    # spacing^2 * sum_i L_ji^2 / 12.
-    grid = _Grid(z[keep], logf[keep], spacing * np.sqrt(np.sum(chol**2, axis=1) / 12.0))
-    top = float(np.max(logf))
-    faces = [(idx[:, k] == 0) | (idx[:, k] == shape[k] - 1) for k in range(d)]
-    face = np.logical_or.reduce(faces)
-    drops = np.array([top - float(np.max(logf[f])) for f in faces])
-    # Mass beyond the box: bounded by the face mass times ~10 cells of decay.
-    outside = 10.0 * math.exp(float(logsumexp(logf[face]) - logsumexp(logf)))
-    err = abs(float(fine - coarse)) + outside
-    return float(fine), err, drops, evals, grid
-
-
-def _no_wrap(shape: tuple[int, ...], axis: int, shift: int) -> np.ndarray:
-    """Mask removing the entries that ``np.roll`` wrapped around."""
-    mask = np.ones(shape, dtype=bool)
-    sl = [slice(None)] * len(shape)
-    sl[axis] = slice(0, 1) if shift > 0 else slice(-1, None)
-    mask[tuple(sl)] = False
-    return mask
-
-
-def _axis_radii(
-    batch: Callable[[Any], Any], mode: np.ndarray, chol: np.ndarray
-) -> np.ndarray:
-    """Per-direction box radius from the integrand along each whitened axis.
-
-    Radii 8, 16, ..., 256 are probed on both sides of the mode; each direction gets
-    the smallest radius at which the integrand is ``_BORDER_DROP`` nats below the
-    mode on both sides. Posteriors with a prior-dominated direction (a likelihood
-    plateau, as ``temperature`` has towards its HTMP limit) need a long box in that
-    direction only.
-    """
-    d = mode.size
-    steps = _RADIUS * 2.0 ** np.arange(6)
-    u = np.concatenate([np.outer(steps, e) for e in np.eye(d)] * 2)
-    u[len(u) // 2 :] *= -1
-    vals = np.asarray(batch(jnp.asarray(_pad(mode + u @ chol.T))))[: len(u)]
-    top = -np.asarray(batch(jnp.asarray(_pad(mode[None, :]))))[0]
-    drop = top + np.where(np.isfinite(vals), vals, np.inf)
-    drop = drop.reshape(2, d, steps.size).min(axis=0)
-    radii = np.empty(d)
-    for i in range(d):
-        ok = np.nonzero(drop[i] >= _BORDER_DROP)[0]
-        radii[i] = steps[ok[0]] if ok.size else steps[-1]
-    return radii
-
-
-def _pad(z: np.ndarray) -> np.ndarray:
-    """Pad a batch to the compiled batch size (one compilation for every call)."""
-    if len(z) == _BATCH:
-        return z
-    out = np.repeat(z[:1], _BATCH, axis=0)
-    out[: len(z)] = z
-    return out
-
-
-class _Grid(NamedTuple):
-    points: np.ndarray
-    logf: np.ndarray
-    bandwidth: np.ndarray
 
 
 def log_evidence(
@@ -512,29 +368,40 @@ def evidence_and_grid(
     mode = _mode(value_grad, batch, d, seed, starts)
     chol = _whitening(value_grad, mode)
     if d <= 3:
-        radii = _axis_radii(batch, mode, chol)
-        peak = float(_evaluate(batch, mode[None, :])[0])
+        radii = axis_radii(batch, mode, chol)
+        peak = float(evaluate(batch, mode[None, :])[0])
         total = 0
+        spacing = _SPACING[d]
         cache: dict[int, float] = {}
-        for _ in range(3):
-            counts = np.floor(radii / _SPACING[d]) + 1  # coarse nodes per axis
+        for _ in range(4):
+            counts = np.floor(radii / spacing) + 1  # coarse nodes per axis
             if float(np.prod(counts)) > _MAX_COARSE:
                 # A box this large means the Laplace scales are far off (a flat or
                 # curved posterior): Student-t importance sampling is robust there.
-                ev, grid = _importance(model, batch, mode, chol * radii / _RADIUS, seed)
+                ev, grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
                 return ev, _grid_posterior(names, grid, ev)
-            value, err, drops, evals, grid = _grid_log_integral(
-                batch, mode, chol, radii, _SPACING[d], peak, cache
+            value, err, drops, evals, grid = grid_log_integral(
+                batch, mode, chol, radii, spacing, peak, cache
             )
             total += evals
-            if np.all(drops >= _BORDER_DROP):
+            if not np.all(drops >= BORDER_DROP):
+                radii = np.where(drops >= BORDER_DROP, radii, 2.0 * radii)
+            elif err > _MAX_ERROR and spacing == _SPACING[d]:
+                # contained, but the 2h rule disagrees: a skewed posterior (a
+                # likelihood cliff) needs finer nodes; halve the spacing once
+                spacing, cache = spacing / 2.0, {}
+            else:
                 break
-            radii = np.where(drops >= _BORDER_DROP, radii, 2.0 * radii)
         if err > _MAX_ERROR:
+            # a curved or cliff-edged posterior the grid does not resolve: the
+            # heavy-tailed importance sampler over the same box, if it does
+            ev, is_grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
+            if ev.error <= _MAX_ERROR:
+                return ev, _grid_posterior(names, is_grid, ev)
             raise HTMPError(
                 f"evidence of {model!r}: the posterior is not contained in the "
                 f"quadrature box (border {drops.min():.1f} nats below the mode, "
-                f"error {err:.2g} nats)"
+                f"error {err:.2g} nats; importance sampling {ev.error:.2g})"
             )
         ev = Evidence(model, value, err, d, "trapezoid grid", total)
     else:
@@ -542,7 +409,7 @@ def evidence_and_grid(
     return ev, _grid_posterior(names, grid, ev)
 
 
-def _grid_posterior(names: list[str], grid: _Grid, ev: Evidence) -> GridPosterior:
+def _grid_posterior(names: list[str], grid: Grid, ev: Evidence) -> GridPosterior:
     w = np.exp(grid.logf - np.max(grid.logf))
     return GridPosterior(names, grid.points, w / w.sum(), grid.bandwidth, ev)
 
@@ -566,7 +433,7 @@ def _importance(
     mode: np.ndarray,
     chol: np.ndarray,
     seed: int,
-) -> tuple[Evidence, _Grid]:
+) -> tuple[Evidence, Grid]:
     d = mode.size
     rng = np.random.default_rng(seed)
     df = 5.0
@@ -574,7 +441,7 @@ def _importance(
     chi = rng.chisquare(df, size=(_IS_DRAWS, 1))
     u = g / np.sqrt(chi / df)
     z = mode + u @ chol.T
-    logp = _evaluate(batch, z)
+    logp = evaluate(batch, z)
     log_q = (
         math.lgamma((df + d) / 2)
         - math.lgamma(df / 2)
@@ -583,7 +450,7 @@ def _importance(
         - float(np.linalg.slogdet(chol)[1])
     )
     logw = logp - log_q
-    grid = _Grid(z, logw, np.full(d, 1e-300))  # weighted draws: a step CDF
+    grid = Grid(z, logw, np.full(d, 1e-300))  # weighted draws: a step CDF
     value = float(logsumexp(logw) - math.log(len(logw)))
     w = np.exp(logw - np.max(logw))
     se = float(np.std(w) / (np.mean(w) * math.sqrt(len(w))))
