@@ -110,10 +110,34 @@ def _log_pair_row(a: Array, y: Array) -> Array:
 
 @functools.lru_cache(maxsize=32)
 def _runner(
-    log_weight: LogWeight,
-) -> Callable[[Array, Array, Array, Array, Array], tuple[Array, Array, Array]]:
+    log_weight: Callable[..., Array],
+) -> Callable[..., tuple[Array, Array, Array]]:
     """Jitted, chain-vectorised sampler for one weight (cached: compiled once per
-    weight object and array shape; β, steps and warmup are traced)."""
+    weight object and array shape; β, steps, warmup and the weight's parameters
+    are traced)."""
+
+    def one_chain(
+        y0: Array,
+        key: Array,
+        beta: Array,
+        steps: Array,
+        warmup: Array,
+        params: tuple[Array, ...],
+    ) -> tuple[Array, Array, Array]:
+        return _chain(lambda x: log_weight(x, *params), y0, key, beta, steps, warmup)
+
+    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None, None, None)))
+
+
+def _chain(
+    log_weight: LogWeight,
+    y0: Array,
+    key: Array,
+    beta: Array,
+    steps: Array,
+    warmup: Array,
+) -> tuple[Array, Array, Array]:
+    """One chain of Metropolis-within-Gibbs sweeps; returns (y, rate, scale)."""
 
     def phi(y: Array) -> Array:  # one-body log-density in y, Jacobian included
         return log_weight(jnp.exp(y)) + y
@@ -160,15 +184,20 @@ def _runner(
         accept_sum = accept_sum + jnp.where(in_warmup, 0.0, rate)
         return y, log_c, accept_sum, key, beta, warmup
 
-    def one_chain(
-        y0: Array, key: Array, beta: Array, steps: Array, warmup: Array
-    ) -> tuple[Array, Array, Array]:
-        init = (y0, jnp.asarray(_LOG_SCALE0), jnp.asarray(0.0))
-        carry = (*init, jax.random.wrap_key_data(key), beta, warmup)
-        y, log_c, accept_sum, *_ = jax.lax.fori_loop(0, steps, sweep, carry)
-        return y, accept_sum / jnp.maximum(steps - warmup, 1), jnp.exp(log_c)
+    init = (y0, jnp.asarray(_LOG_SCALE0), jnp.asarray(0.0))
+    carry = (*init, jax.random.wrap_key_data(key), beta, warmup)
+    y, log_c, accept_sum, *_ = jax.lax.fori_loop(0, steps, sweep, carry)
+    return y, accept_sum / jnp.maximum(steps - warmup, 1), jnp.exp(log_c)
 
-    return jax.jit(jax.vmap(one_chain, in_axes=(0, 0, None, None, None)))
+
+@functools.lru_cache(maxsize=32)
+def _no_params(log_weight: LogWeight) -> Callable[..., Array]:
+    """``log_weight`` as a weight with no parameters (one object per weight)."""
+
+    def wrapped(x: Array) -> Array:
+        return log_weight(x)
+
+    return wrapped
 
 
 def _keys(key: KeyLike, count: int) -> Array:
@@ -210,7 +239,7 @@ def sample_gas_mcmc(
     key: KeyLike,
     n: int,
     kappa: float,
-    log_weight: LogWeight,
+    log_weight: Callable[..., Array],
     init: ArrayLike,
     *,
     steps: int = 100,
@@ -218,6 +247,7 @@ def sample_gas_mcmc(
     size: int | None = None,
     chain_batch: int | None = None,
     return_info: bool = False,
+    weight_params: tuple[ArrayLike, ...] | None = None,
 ) -> Any:
     r"""Draws of a Coulomb gas with any one-body weight, by MCMC in :math:`\log x`.
 
@@ -248,6 +278,10 @@ def sample_gas_mcmc(
     return_info : bool, default False
         Also return a dict with the post-warmup acceptance rate
         (``"accept_rate"``) and the adapted scale factor (``"scale"``) per chain.
+    weight_params : tuple of array_like, optional
+        Parameters passed as ``log_weight(x, *weight_params)``. They are traced,
+        so a module-level ``log_weight`` compiles once for all parameter values
+        (a new closure per value would compile on every call).
 
     Returns
     -------
@@ -323,7 +357,12 @@ def sample_gas_mcmc(
     count = x0.shape[0]
     batch = count if chain_batch is None else max(1, min(int(chain_batch), count))
 
-    run = _runner(log_weight)
+    if weight_params is None:
+        run = _runner(_no_params(log_weight))
+        params: tuple[Array, ...] = ()
+    else:
+        run = _runner(log_weight)
+        params = tuple(jnp.asarray(v, dtype=jnp.float64) for v in weight_params)
     fixed = (jnp.asarray(kappa / n), jnp.asarray(int(steps)), jnp.asarray(warm))
     keys = _keys(key, count)
     y0 = np.log(x0)
@@ -333,7 +372,9 @@ def sample_gas_mcmc(
         pad = batch - (stop - start)  # repeat the last row: one compiled shape
         yb = np.concatenate([y0[start:stop], np.repeat(y0[stop - 1 : stop], pad, 0)])
         kb = jnp.concatenate([keys[start:stop], jnp.repeat(keys[stop - 1 :], pad, 0)])
-        for store, value in zip(parts, run(jnp.asarray(yb), kb, *fixed), strict=True):
+        for store, value in zip(
+            parts, run(jnp.asarray(yb), kb, *fixed, params), strict=True
+        ):
             store.append(np.asarray(value)[: stop - start])
     z, accept_rate, scale = (np.concatenate(v) for v in parts)
     draws = np.sort(np.exp(z), axis=1)

@@ -209,6 +209,27 @@ def test_reproducible_shapes_and_key_kinds():
     assert two.shape == (2, n)
 
 
+def _edge_log_weight(x, a, u):
+    return (a - 1.0) * jnp.log(x) - u / x - x
+
+
+def test_traced_weight_parameters_equal_a_closure():
+    """``weight_params`` gives the same chain as the same weight closed over."""
+    n, a, u = 5, 0.8, 0.3
+    init = sample_htmp(0, n, 1.0, gamma=0.5, size=2)
+    closed = sample_gas_mcmc(
+        3, n, 1.0, lambda x: _edge_log_weight(x, a, u), init, steps=4
+    )
+    traced = sample_gas_mcmc(
+        3, n, 1.0, _edge_log_weight, init, steps=4, weight_params=(a, u)
+    )
+    np.testing.assert_allclose(traced, closed, rtol=1e-12)
+    other = sample_gas_mcmc(
+        3, n, 1.0, _edge_log_weight, init, steps=4, weight_params=(a, 3.0)
+    )
+    assert not np.allclose(other, closed)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
