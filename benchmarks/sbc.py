@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 
 from htmp_infer.calibration import sbc
 
-MODELS = ("htmp", "inverse_htmp", "temperature")
+MODELS = ("htmp", "inverse_htmp", "temperature", "data")
 
 
 def main() -> None:

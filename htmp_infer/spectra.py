@@ -35,17 +35,23 @@ from htmp_infer.layers import MatrixRef, Skipped, select_matrices
 from htmp_infer.spectrum import matrix_eigenvalues
 from htmp_infer.weights import TensorRef, open_weights
 
-__all__ = ["cached_eigenvalues", "compute_bundle", "default_cache_dir"]
+__all__ = ["cache_root", "cached_eigenvalues", "compute_bundle", "default_cache_dir"]
 
 _CACHE_VERSION = b"htmp-infer-spectra-cache/1"
 
 
-def default_cache_dir() -> Path | None:
-    """``$HTMP_INFER_CACHE/spectra`` (``~/.cache/htmp-infer`` by default); None: off."""
+def cache_root() -> Path | None:
+    """``$HTMP_INFER_CACHE`` (``~/.cache/htmp-infer`` by default); None: off."""
     root = os.environ.get(
         "HTMP_INFER_CACHE", str(Path.home() / ".cache" / "htmp-infer")
     )
-    return Path(root) / "spectra" if root else None
+    return Path(root) if root else None
+
+
+def default_cache_dir() -> Path | None:
+    """``$HTMP_INFER_CACHE/spectra``; None when the cache is off."""
+    root = cache_root()
+    return root / "spectra" if root is not None else None
 
 
 def _digest(matrix: NDArray[np.generic]) -> str:

@@ -15,4 +15,5 @@ REGISTRY = {
     "htmp": "models.htmp",
     "inverse_htmp": "models.inverse_htmp",
     "temperature": "models.temperature",
+    "data": "models.data",
 }
