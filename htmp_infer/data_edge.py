@@ -152,14 +152,15 @@ def hard_edge_ratios(n: int, n_cols: float, max_spikes: int) -> NDArray[np.float
     )
 
 
-def _build(ratios: NDArray[np.float64], progress: bool) -> NDArray[np.float64]:
+def _build(ratios: NDArray[np.float64], progress: bool | None) -> NDArray[np.float64]:
     (klo, khi), (vlo, vhi) = _log_bounds()
     nk, nv = _NODES
     xk, xv = _lobatto(nk), _lobatto(nv)
     kappas = np.exp(_from_unit(xk, klo, khi))
     rel = np.exp(_from_unit(xv, vlo, vhi))
     vals = np.empty((4, nk, nv))
-    bar = tqdm(total=nk * nv * 2, desc="data-edge table", disable=not progress)
+    off = None if progress is None else not progress  # None: on a terminal only
+    bar = tqdm(total=nk * nv * 2, desc="data-edge table (once per shape)", disable=off)
     for i, kappa in enumerate(kappas):
         u_unit = kappa * (ratios[0] + 0.5)  # a₀ + κ/2
         for m, r in enumerate(ratios):
@@ -183,7 +184,7 @@ def _cache_file(ratios: NDArray[np.float64]) -> Path | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _table(r0: float, r1: float, progress: bool) -> EdgeTable:
+def _table(r0: float, r1: float, progress: bool | None) -> EdgeTable:
     ratios = np.array([r0, r1])
     path = _cache_file(ratios)
     if path is not None and path.exists():
@@ -196,12 +197,13 @@ def _table(r0: float, r1: float, progress: bool) -> EdgeTable:
 
 
 def edge_table(
-    n: int, n_cols: float, max_spikes: int, *, progress: bool = False
+    n: int, n_cols: float, max_spikes: int, *, progress: bool | None = None
 ) -> EdgeTable:
     """The table for an ``n × n_cols`` spectrum with up to ``max_spikes`` spikes.
 
-    Built on first use (768 mean-field solves, about a minute or two) and then
-    read from the disk cache.
+    Built on first use (768 mean-field solves, about a minute or two, with a
+    progress bar on a terminal; ``progress`` forces it on or off) and then read
+    from the disk cache.
     """
     r0, r1 = hard_edge_ratios(n, n_cols, max_spikes)
     return _table(float(r0), float(r1), progress)

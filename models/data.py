@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -72,21 +73,37 @@ _MASS_3SD = math.erf(3.0 / math.sqrt(2.0))  # normal mass within ±3 sd
 SIM_STEPS = 400
 
 
-def box_log_prior(x: Any, bounds: tuple[float, float]) -> Array:
-    """Normal log-density truncated to ``bounds`` (mean at the centre, sd 1/6 of
-    the width, so the cut is at ±3 sd), written as a factor on a real site.
+class BoxNormal(dist.Distribution):
+    """Normal truncated at ±3 sd to ``bounds``, declared on the real line.
 
-    The density is smooth inside and 1% of its peak at the cut, so the evidence
-    grid and NUTS see a nearly smooth integrand; a logit coordinate would instead
-    squeeze the edge's cut-off (a double exponential in log v) into a fraction of
-    a unit.
+    Mean at the centre of the box, sd 1/6 of its width. The density is smooth
+    inside and 1% of its peak at the cut, so the evidence grid and NUTS see a
+    nearly smooth integrand (a logit coordinate would instead squeeze the edge's
+    cut-off, a double exponential in log v, into a fraction of a unit). The
+    support is declared real, with ``-inf`` outside the box, so the site stays an
+    unconstrained latent of the grid and NUTS, not an extra observed factor.
     """
-    lo, hi = bounds
-    mid, sd = 0.5 * (lo + hi), (hi - lo) / 6.0
-    x = jnp.asarray(x)
-    inside = (x > lo) & (x < hi)
-    norm = math.log(sd * math.sqrt(2.0 * math.pi) * _MASS_3SD)
-    return jnp.where(inside, -0.5 * ((x - mid) / sd) ** 2 - norm, -jnp.inf)
+
+    support = dist.constraints.real
+    arg_constraints: dict[str, Any] = {}
+
+    def __init__(self, bounds: tuple[float, float]) -> None:
+        self.lo, self.hi = bounds
+        self.mid, self.sd = 0.5 * (self.lo + self.hi), (self.hi - self.lo) / 6.0
+        super().__init__(batch_shape=(), event_shape=())
+
+    def sample(self, key: Array, sample_shape: tuple[int, ...] = ()) -> Array:
+        lo = jax.scipy.stats.norm.cdf(-3.0)
+        u = jax.random.uniform(key, sample_shape, minval=lo, maxval=1.0 - lo)
+        return self.mid + self.sd * jax.scipy.special.ndtri(u)
+
+    def log_prob(self, value: Any) -> Array:
+        x = jnp.asarray(value)
+        inside = (x > self.lo) & (x < self.hi)
+        norm = math.log(self.sd * math.sqrt(2.0 * math.pi) * _MASS_3SD)
+        return jnp.where(
+            inside, -0.5 * ((x - self.mid) / self.sd) ** 2 - norm, -jnp.inf
+        )
 
 
 def _draw_box(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -122,12 +139,11 @@ def model(
     """The data-structure NumPyro program (spike count summed out)."""
     if eigenvalues is None:
         raise HTMPError("the data model needs the observed eigenvalues")
-    flat = dist.ImproperUniform(dist.constraints.real, (), ())
-    log_kappa = numpyro.sample("log_kappa", flat)
-    log_v = numpyro.sample("log_relative_edge", flat)
-    log_s = numpyro.sample("log_relative_scale", flat)
-    numpyro.factor("prior_kappa", box_log_prior(log_kappa, LOG_KAPPA))
-    numpyro.factor("prior_edge", box_log_prior(log_v, LOG_EDGE))
+    log_kappa = numpyro.sample("log_kappa", BoxNormal(LOG_KAPPA))
+    log_v = numpyro.sample("log_relative_edge", BoxNormal(LOG_EDGE))
+    log_s = numpyro.sample(
+        "log_relative_scale", dist.ImproperUniform(dist.constraints.real, (), ())
+    )
     kappa = numpyro.deterministic("kappa", jnp.exp(log_kappa))
     v = numpyro.deterministic("relative_edge", jnp.exp(log_v))
     tab = as_table(sizes, table)
