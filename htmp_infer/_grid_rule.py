@@ -18,6 +18,16 @@ from scipy.special import logsumexp
 from htmp_infer.errors import HTMPError
 
 RADIUS = 8.0
+
+
+class HigherNode(HTMPError):
+    """A grid node far above the optimised mode: a missed mode, or instability."""
+
+    def __init__(self, message: str, node: np.ndarray) -> None:
+        super().__init__(message)
+        self.node = node
+
+
 BORDER_DROP = 25.0
 BATCH = 256  # small: a 1-D grid has ~30 nodes, and per-call overhead is ~10 us
 PRUNE = 30.0
@@ -102,9 +112,10 @@ def grid_log_integral(
     logf[todo], more = cached_evaluate(batch, z[todo], keys[todo], cache)
     evals += more
     if np.max(logf) > peak + UNSTABLE:
-        raise HTMPError(
+        raise HigherNode(
             "evidence: the likelihood is numerically unstable far from the mode "
-            f"(a grid node exceeds the mode by {np.max(logf) - peak:.3g} nats)"
+            f"(a grid node exceeds the mode by {np.max(logf) - peak:.3g} nats)",
+            z[int(np.argmax(logf))],
         )
     log_jac = float(np.linalg.slogdet(chol)[1])
     fine = logsumexp(logf) + d * math.log(spacing) + log_jac

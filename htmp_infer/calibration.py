@@ -20,6 +20,7 @@ unchanged.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -28,7 +29,7 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from htmp_infer.errors import HTMPError, SpectrumError
+from htmp_infer.errors import EvidenceWarning, HTMPError, SpectrumError
 from htmp_infer.evidence import log_evidence, posterior_grid
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
@@ -52,8 +53,9 @@ class SBCResult(NamedTuple):
         Prior draws whose spectra were not representable in float64.
     failed : int
         Replicates whose posterior could not be computed (an ``HTMPError``, e.g.
-        an unstable likelihood far in the tails); excluded from ``pit`` and
-        reported, since excluding them could bias the histogram.
+        an unstable likelihood far in the tails) or was not resolved (an
+        ``EvidenceWarning``); excluded from ``pit`` and reported, since
+        excluding them could bias the histogram.
     """
 
     model: str
@@ -119,8 +121,12 @@ def sbc(
         params, spec, r = simulate_from_prior(model, rng, n, gamma)
         redrawn += r
         try:
-            grid = posterior_grid(spec, model)
-        except HTMPError:
+            with warnings.catch_warnings():
+                # an unresolved posterior (quadrature error > 0.1 nats) counts
+                # as a failed replicate, like one that cannot be computed
+                warnings.simplefilter("error", EvidenceWarning)
+                grid = posterior_grid(spec, model)
+        except (HTMPError, EvidenceWarning):
             failed += 1  # reported, never dropped silently
             continue
         for name in grid.names:
@@ -171,9 +177,7 @@ def confusion_matrix(
     for i, truth in enumerate(models):
         for _ in range(replicates):
             _, spec, _ = simulate_from_prior(truth, rng, n, gamma)
-            logz = np.array(
-                [log_evidence(spec, other).log_evidence for other in models]
-            )
+            logz = np.array([_log_evidence_or_minus_inf(spec, o) for o in models])
             w = np.exp(logz - logz.max())
             w /= w.sum()
             weights[i] += w / replicates
@@ -181,3 +185,12 @@ def confusion_matrix(
             bar.update()
     bar.close()
     return weights, hits
+
+
+def _log_evidence_or_minus_inf(spec: Spectrum, model: str) -> float:
+    """A model whose evidence cannot be computed gets weight 0, with a warning."""
+    try:
+        return log_evidence(spec, model).log_evidence
+    except HTMPError as e:
+        warnings.warn(EvidenceWarning(f"{e}; weight 0"), stacklevel=2)
+        return -math.inf

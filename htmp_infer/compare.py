@@ -26,7 +26,9 @@ NUTS fit with ``method="nuts"``.
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,8 +38,8 @@ import pandas as pd
 import xarray as xr
 from scipy.special import softmax
 
-from htmp_infer.errors import HTMPError
-from htmp_infer.evidence import GridPosterior, evidence_and_grid
+from htmp_infer.errors import EvidenceWarning, HTMPError
+from htmp_infer.evidence import Evidence, GridPosterior, evidence_and_grid
 from htmp_infer.inference import fit
 from htmp_infer.phases import phase_posterior
 from htmp_infer.registry import available_models
@@ -129,10 +131,20 @@ def compare(
     grids: dict[str, GridPosterior] = {}
     for m in models:
         t0 = time.perf_counter()
-        ev, grid = evidence_and_grid(spectrum, m, seed=seed)
+        try:
+            ev, grid = evidence_and_grid(spectrum, m, seed=seed)
+        except HTMPError as e:
+            if len(models) == 1:
+                raise
+            # one model that cannot be integrated does not stop the comparison:
+            # it is listed with weight 0 and the reason, and a warning is shown
+            warnings.warn(EvidenceWarning(f"{e}; {m!r} gets weight 0"), stacklevel=2)
+            ev, grid = Evidence(m, -math.inf, math.nan, 0, f"failed: {e}", 0), None
         if grid is not None:
             grids[m] = grid
         rows.append({**ev._asdict(), "seconds": time.perf_counter() - t0})
+    if all(r["log_evidence"] == -math.inf for r in rows):
+        raise HTMPError("no model's evidence could be computed for this spectrum")
     table = pd.DataFrame(rows).set_index("model")
     table.insert(2, "weight", softmax(table["log_evidence"].to_numpy()))
     table = table.sort_values("weight", ascending=False)

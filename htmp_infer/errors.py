@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["ConvergenceWarning", "HTMPError", "SpectrumError", "WeightsError"]
+__all__ = [
+    "ConvergenceWarning",
+    "EvidenceWarning",
+    "HTMPError",
+    "SpectrumError",
+    "WeightsError",
+]
 
 
 class HTMPError(Exception):
@@ -22,3 +28,7 @@ class WeightsError(HTMPError, ValueError):
 
 class ConvergenceWarning(UserWarning):
     """MCMC diagnostics (r-hat, ESS, divergences) crossed their thresholds."""
+
+
+class EvidenceWarning(UserWarning):
+    """An evidence whose quadrature error exceeds 0.1 nats (reported with it)."""

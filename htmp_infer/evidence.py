@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -58,6 +59,7 @@ from htmp_infer._grid_rule import (
     BORDER_DROP,
     RADIUS,
     Grid,
+    HigherNode,
     axis_radii,
     evaluate,
     grid_log_integral,
@@ -69,7 +71,7 @@ from htmp_infer._potential import (
     observed_log_likelihood,
     potential,
 )
-from htmp_infer.errors import HTMPError
+from htmp_infer.errors import EvidenceWarning, HTMPError
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
@@ -84,7 +86,7 @@ __all__ = [
 _SPACING = {1: 0.5, 2: 0.75, 3: 1.0}  # finer where nodes are cheap
 _IS_DRAWS = 20000
 _MAX_COARSE = 2e5
-_MAX_ERROR = 0.1  # nats; a larger quadrature error is an error, not a result
+_MAX_ERROR = 0.1  # nats; a larger quadrature error is reported by EvidenceWarning
 
 
 class Evidence(NamedTuple):
@@ -250,16 +252,21 @@ def _mode(
             break
         if all(np.max(np.abs(screen[i] - c)) >= 1.0 for c in chosen):
             chosen.append(screen[i])
+    return _polish(value_grad, chosen)
+
+
+def _polish(value_grad: Callable[[Any], Any], starts: list[np.ndarray]) -> np.ndarray:
+    """BFGS from each start; the best finite end point."""
     best: tuple[float, np.ndarray] | None = None
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         value, g = value_grad(jnp.asarray(x))
         v = float(value)
         if not math.isfinite(v):
-            return 1e300, np.zeros(d)
+            return 1e300, np.zeros(x.size)
         return v, np.asarray(g, dtype=np.float64)
 
-    for x0 in chosen:
+    for x0 in starts:
         res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": 1e-6})
         if math.isfinite(res.fun) and (best is None or res.fun < best[0]):
             best = (float(res.fun), np.asarray(res.x))
@@ -270,7 +277,9 @@ def _mode(
 
 def _whitening(value_grad: Callable[[Any], Any], mode: np.ndarray) -> np.ndarray:
     h = _hessian(value_grad, mode)
-    h = 0.5 * (h + h.T)
+    # a mode against a hard prior edge has an infinite difference quotient there:
+    # that direction falls back to the unit scale below
+    h = np.where(np.isfinite(h), 0.5 * (h + h.T), 0.0)
     w, v = np.linalg.eigh(h)
     if not np.all(np.isfinite(w)) or np.min(w) <= 0:
         # Not a strict minimum (flat direction): fall back to a unit-scale box.
@@ -366,46 +375,81 @@ def evidence_and_grid(
         return Evidence(model, exact, 0.0, 0, "exact sum", 1), None
     assert value_grad is not None and batch is not None
     mode = _mode(value_grad, batch, d, seed, starts)
-    chol = _whitening(value_grad, mode)
-    if d <= 3:
-        radii = axis_radii(batch, mode, chol)
-        peak = float(evaluate(batch, mode[None, :])[0])
-        total = 0
-        spacing = _SPACING[d]
-        cache: dict[int, float] = {}
-        for _ in range(4):
-            counts = np.floor(radii / spacing) + 1  # coarse nodes per axis
-            if float(np.prod(counts)) > _MAX_COARSE:
-                # A box this large means the Laplace scales are far off (a flat or
-                # curved posterior): Student-t importance sampling is robust there.
-                ev, grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
-                return ev, _grid_posterior(names, grid, ev)
-            value, err, drops, evals, grid = grid_log_integral(
-                batch, mode, chol, radii, spacing, peak, cache
-            )
-            total += evals
-            if not np.all(drops >= BORDER_DROP):
-                radii = np.where(drops >= BORDER_DROP, radii, 2.0 * radii)
-            elif err > _MAX_ERROR and spacing == _SPACING[d]:
-                # contained, but the 2h rule disagrees: a skewed posterior (a
-                # likelihood cliff) needs finer nodes; halve the spacing once
-                spacing, cache = spacing / 2.0, {}
-            else:
-                break
-        if err > _MAX_ERROR:
-            # a curved or cliff-edged posterior the grid does not resolve: the
-            # heavy-tailed importance sampler over the same box, if it does
-            ev, is_grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
-            if ev.error <= _MAX_ERROR:
-                return ev, _grid_posterior(names, is_grid, ev)
-            raise HTMPError(
-                f"evidence of {model!r}: the posterior is not contained in the "
-                f"quadrature box (border {drops.min():.1f} nats below the mode, "
-                f"error {err:.2g} nats; importance sampling {ev.error:.2g})"
-            )
-        ev = Evidence(model, value, err, d, "trapezoid grid", total)
-    else:
+    if d > 3:
+        chol = _whitening(value_grad, mode)
         ev, grid = _importance(model, batch, mode, chol, seed)
+        return ev, _grid_posterior(names, grid, ev)
+    try:
+        return _grid_evidence(model, names, value_grad, batch, mode, seed)
+    except HigherNode as e:
+        # the mode search stopped short (e.g. against a prior's hard edge): polish
+        # from the best node the grid found and integrate again, once
+        mode = _polish(value_grad, [e.node])
+        return _grid_evidence(model, names, value_grad, batch, mode, seed)
+
+
+def _grid_evidence(
+    model: str,
+    names: list[str],
+    value_grad: Callable[[Any], Any],
+    batch: Callable[[Any], Any],
+    mode: np.ndarray,
+    seed: int,
+) -> tuple[Evidence, GridPosterior]:
+    """The whitened trapezoid grid around ``mode`` (d <= 3), refined as needed."""
+    d = mode.size
+    chol = _whitening(value_grad, mode)
+    radii = axis_radii(batch, mode, chol)
+    peak = float(evaluate(batch, mode[None, :])[0])
+    total = 0
+    spacing = _SPACING[d]
+    cache: dict[int, float] = {}
+    for _ in range(4):
+        counts = np.floor(radii / spacing) + 1  # coarse nodes per axis
+        if float(np.prod(counts)) > _MAX_COARSE:
+            # A box this large means the Laplace scales are far off (a flat or
+            # curved posterior): Student-t importance sampling is robust there.
+            ev, grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
+            return ev, _grid_posterior(names, grid, ev)
+        value, err, drops, evals, grid = grid_log_integral(
+            batch, mode, chol, radii, spacing, peak, cache
+        )
+        total += evals
+        if not np.all(drops >= BORDER_DROP):
+            radii = np.where(drops >= BORDER_DROP, radii, 2.0 * radii)
+        elif err > _MAX_ERROR and spacing == _SPACING[d]:
+            # contained, but the 2h rule disagrees: a skewed posterior (a
+            # likelihood cliff) needs finer nodes; halve the spacing once
+            spacing, cache = spacing / 2.0, {}
+        else:
+            break
+    ev = Evidence(model, value, err, d, "trapezoid grid", total)
+    if err <= _MAX_ERROR:
+        return ev, _grid_posterior(names, grid, ev)
+    # a curved or cliff-edged posterior the grid does not resolve (e.g. one piled
+    # against a prior's hard edge): the heavy-tailed importance sampler over the
+    # same box, if it does better
+    is_ev, is_grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
+    ok = [
+        c
+        for c in ((ev, grid), (is_ev, is_grid))
+        if math.isfinite(c[0].log_evidence) and not math.isnan(c[0].error)
+    ]
+    if not ok:
+        raise HTMPError(
+            f"evidence of {model!r}: neither the grid nor importance sampling gave "
+            "a finite value (the posterior lies far in a prior tail?)"
+        )
+    ev, grid = min(ok, key=lambda c: c[0].error)
+    if not ev.error <= _MAX_ERROR:
+        warnings.warn(
+            EvidenceWarning(
+                f"evidence of {model!r}: quadrature error {ev.error:.2g} nats "
+                f"(> {_MAX_ERROR}; {ev.method}): the posterior is not resolved, "
+                f"read its weight and draws with that error in mind"
+            ),
+            stacklevel=3,
+        )
     return ev, _grid_posterior(names, grid, ev)
 
 

@@ -207,3 +207,29 @@ def test_grid_fit_agrees_with_nuts(spectrum: Spectrum) -> None:
     )
     ll = grid_dt["log_likelihood"].dataset["eigenvalues"]
     assert ll.dims == ("chain", "draw") and np.all(np.isfinite(ll.values))
+
+
+def test_a_model_whose_evidence_fails_gets_weight_zero_and_a_warning(monkeypatch):
+    """One model that cannot be integrated must not stop (or NaN) a comparison."""
+    import htmp_infer.compare as cmp
+    from htmp_infer.errors import EvidenceWarning, HTMPError
+
+    real = cmp.evidence_and_grid
+
+    def failing(spectrum, model, **kwargs):
+        if model == "inverse_htmp":
+            raise HTMPError("evidence of 'inverse_htmp': boom")
+        return real(spectrum, model, **kwargs)
+
+    monkeypatch.setattr(cmp, "evidence_and_grid", failing)
+    spec = Spectrum.from_eigenvalues(
+        sample_htmp(np.random.default_rng(3), 60, 2.0, gamma=0.5), gamma=0.5
+    )
+    with pytest.warns(EvidenceWarning, match="boom"):
+        res = cmp.compare(
+            spec, ["mp", "htmp", "inverse_htmp"], progress=False, ppc_draws=0
+        )
+    w = res.table["weight"]
+    assert w["inverse_htmp"] == 0.0
+    assert res.table.loc["inverse_htmp", "method"].startswith("failed: ")
+    assert np.all(np.isfinite(w)) and w.sum() == pytest.approx(1.0)

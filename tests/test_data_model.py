@@ -122,20 +122,42 @@ def test_grid_fit_reports_the_identified_edge() -> None:
     assert np.quantile(v, 0.01) < 0.5 < np.quantile(v, 0.99)
 
 
-def test_box_prior_is_a_normalised_truncated_normal() -> None:
-    import jax
-    from scipy import integrate
+def test_prior_puts_the_table_box_at_three_sd() -> None:
+    from models.data import LOG_EDGE, LOG_KAPPA, box_prior
 
-    from models.data import LOG_EDGE, BoxNormal
+    for bounds in (LOG_KAPPA, LOG_EDGE):
+        d = box_prior(bounds)
+        assert float(d.loc - 3 * d.scale) == pytest.approx(bounds[0], rel=1e-12)
+        assert float(d.loc + 3 * d.scale) == pytest.approx(bounds[1], rel=1e-12)
 
-    d = BoxNormal(LOG_EDGE)
-    mass, _ = integrate.quad(
-        lambda x: math.exp(float(d.log_prob(x))), *LOG_EDGE, epsabs=1e-12
-    )
-    assert mass == pytest.approx(1.0, abs=1e-9)
-    assert float(d.log_prob(LOG_EDGE[1] + 0.1)) == -math.inf
-    x = np.asarray(d.sample(jax.random.key(0), (4000,)))
-    assert np.all((x > LOG_EDGE[0]) & (x < LOG_EDGE[1]))
-    # mean at the centre: 4000 draws of sd (width/6)·0.986 give a 4-sd band of
-    # 4 · 2.3 / sqrt(4000) = 0.15
-    assert abs(x.mean() - 0.5 * sum(LOG_EDGE)) < 0.15
+
+def test_table_is_held_at_its_edge_outside_the_box(table) -> None:
+    """The extrapolation outside the box is the edge value (continuous, bounded)."""
+    r = np.array([table.ratios[0]])
+    lk_hi, lv_lo = math.log(100.0), math.log(1e-5)
+    at_edge = edge_correction(table.coef, table.ratios, lk_hi, lv_lo, r)
+    beyond = edge_correction(table.coef, table.ratios, lk_hi + 2.0, lv_lo - 3.0, r)
+    np.testing.assert_array_equal(np.asarray(beyond), np.asarray(at_edge))
+
+
+def test_a_random_matrix_gets_a_finite_evidence_far_below_htmp() -> None:
+    """κ = N = 100 sits on the table box's edge.
+
+    The evidence must come back finite (with an EvidenceWarning when its error
+    exceeds 0.1 nats) instead of failing the whole comparison, and the exact
+    nested model must explain a Gaussian matrix better.
+    """
+    import warnings
+
+    from htmp_infer.errors import EvidenceWarning
+    from htmp_infer.evidence import log_evidence
+
+    rng = np.random.default_rng(4)
+    spec = Spectrum.from_matrix(rng.standard_normal((M, N)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ev = log_evidence(spec, "data")
+    flagged = [w for w in caught if issubclass(w.category, EvidenceWarning)]
+    assert math.isfinite(ev.log_evidence)
+    assert (ev.error > 0.1) == bool(flagged)
+    assert log_evidence(spec, "htmp").log_evidence > ev.log_evidence + 2.0

@@ -9,9 +9,11 @@ failure rate is 0.8%.
 
 ``data`` is the one model with an approximate likelihood (the mean-field
 correction of its normaliser, ``htmp_infer.data_edge``) and an MCMC simulator;
-this is the test that validates both. Miscalibration that a wrong normaliser causes (a shifted or
-over-confident posterior) piles PIT values into the end bins and fails at this
-size (shown below by scoring inverse-HTMP spectra with the htmp model).
+this is the test that validates both.
+
+Miscalibration that a wrong normaliser causes (a shifted or over-confident
+posterior) piles PIT values into the end bins and fails at this size (shown
+below by scoring inverse-HTMP spectra with the htmp model).
 """
 
 from __future__ import annotations
