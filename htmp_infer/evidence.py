@@ -378,14 +378,20 @@ def evidence_and_grid(
     if d > 3:
         chol = _whitening(value_grad, mode)
         ev, grid = _importance(model, batch, mode, chol, seed)
-        return ev, _grid_posterior(names, grid, ev)
+        return ev, _grid_posterior(names, grid, ev)  # no model has d > 3 today
     try:
-        return _grid_evidence(model, names, value_grad, batch, mode, seed)
+        ev, post = _grid_evidence(model, names, value_grad, batch, mode, seed)
     except HigherNode as e:
         # the mode search stopped short (e.g. against a prior's hard edge): polish
         # from the best node the grid found and integrate again, once
         mode = _polish(value_grad, [e.node])
-        return _grid_evidence(model, names, value_grad, batch, mode, seed)
+        ev, post = _grid_evidence(model, names, value_grad, batch, mode, seed)
+    if not (math.isfinite(ev.log_evidence) and math.isfinite(ev.error)):
+        raise HTMPError(
+            f"evidence of {model!r}: no finite value ({ev.method}); the posterior "
+            "lies where the likelihood cannot be evaluated (far in a prior tail?)"
+        )
+    return ev, post
 
 
 def _grid_evidence(
