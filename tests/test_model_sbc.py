@@ -64,11 +64,21 @@ def test_sbc_detects_the_data_model_without_its_mean_field_correction(monkeypatc
     """
     import jax.numpy as jnp
 
+    import htmp_infer.evidence as evidence
     import models.data as data_model
 
     def no_correction(coef, ratios, log_kappa, log_rel_edge, r):
         return jnp.zeros(jnp.shape(r)) + 0.0 * log_kappa
 
+    def forget_compiled() -> None:  # the potentials are compiled once per model
+        evidence._compiled.cache_clear()
+        evidence._MADE.clear()
+
+    forget_compiled()
     monkeypatch.setattr(data_model, "edge_correction", no_correction)
-    res = sbc("data", n=N, gamma=GAMMA, replicates=30, seed=11)
+    try:
+        res = sbc("data", n=N, gamma=GAMMA, replicates=30, seed=11)
+    finally:
+        monkeypatch.undo()
+        forget_compiled()  # later tests must not see the broken model
     assert res.pvalue["log_relative_edge"] < 1e-6, res.counts["log_relative_edge"]
