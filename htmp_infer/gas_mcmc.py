@@ -190,16 +190,6 @@ def _chain(
     return y, accept_sum / jnp.maximum(steps - warmup, 1), jnp.exp(log_c)
 
 
-@functools.lru_cache(maxsize=32)
-def _no_params(log_weight: LogWeight) -> Callable[..., Array]:
-    """``log_weight`` as a weight with no parameters (one object per weight)."""
-
-    def wrapped(x: Array) -> Array:
-        return log_weight(x)
-
-    return wrapped
-
-
 def _keys(key: KeyLike, count: int) -> Array:
     """``count`` raw JAX keys (uint32 data) determined by ``key``."""
     if isinstance(key, np.random.Generator):
@@ -357,12 +347,8 @@ def sample_gas_mcmc(
     count = x0.shape[0]
     batch = count if chain_batch is None else max(1, min(int(chain_batch), count))
 
-    if weight_params is None:
-        run = _runner(_no_params(log_weight))
-        params: tuple[Array, ...] = ()
-    else:
-        run = _runner(log_weight)
-        params = tuple(jnp.asarray(v, dtype=jnp.float64) for v in weight_params)
+    run = _runner(log_weight)
+    params = tuple(jnp.asarray(v, dtype=jnp.float64) for v in weight_params or ())
     fixed = (jnp.asarray(kappa / n), jnp.asarray(int(steps)), jnp.asarray(warm))
     keys = _keys(key, count)
     y0 = np.log(x0)
