@@ -20,15 +20,23 @@ prior and Jacobians included), computed deterministically:
    each direction's radius the smallest of :math:`8, 16, \dots, 256` at which the
    integrand along that whitened axis is :math:`e^{-25}` below the maximum
    (doubled again if a face of the box is not), so a prior-dominated direction
-   gets a long box without enlarging the others. For integrands analytic in a
-   strip the trapezoidal rule converges geometrically in :math:`1/h` (for a
-   Gaussian the relative error is :math:`\approx 2e^{-2\pi^2/h^2} \approx
-   5\times10^{-9}`);
+   gets a long box without enlarging the others. Inside the box the nodes at
+   spacing :math:`2h` are evaluated by a flood fill from the mode (those within
+   30 nats of the peak and their neighbours), and the nodes at spacing :math:`h`
+   only in cells next to a :math:`2h` node within 20 nats of the peak; the rest
+   are below :math:`e^{-20}` of the peak and count as zero. For integrands
+   analytic in a strip the trapezoidal rule converges geometrically in
+   :math:`1/h` (for a Gaussian the relative error is
+   :math:`\approx 2e^{-2\pi^2/h^2} \approx 5\times10^{-9}`);
 3. the error estimate is the difference to the same rule at spacing :math:`2h`
    (every other node), which bounds the error of the fine rule from above, plus
    ten times the mass on the faces of the box (a bound on the mass outside it
-   for integrands decaying over fewer than ten cells); above 0.1 nats it is an
-   error, not a result.
+   for integrands decaying over fewer than ten cells). Above 0.1 nats the
+   spacing is halved once; if the error is still above 0.1 nats, importance
+   sampling (below) is tried too and the finite result with the smaller error
+   kept, with an :class:`~htmp_infer.errors.EvidenceWarning` when that error
+   exceeds 0.1 nats. A grid node far above the optimised mode restarts BFGS
+   from it, once; a non-finite evidence is an :class:`HTMPError`.
 
 For :math:`d > 3`, or when the box would need more than 200 000 coarse nodes
 (a posterior far from its Laplace scales), importance sampling from a
@@ -375,34 +383,52 @@ def evidence_and_grid(
         return Evidence(model, exact, 0.0, 0, "exact sum", 1), None
     assert value_grad is not None and batch is not None
     mode = _mode(value_grad, batch, d, seed, starts)
-    if d > 3:
-        chol = _whitening(value_grad, mode)
-        ev, grid = _importance(model, batch, mode, chol, seed)
-        return ev, _grid_posterior(names, grid, ev)  # no model has d > 3 today
-    try:
-        ev, post = _grid_evidence(model, names, value_grad, batch, mode, seed)
-    except HigherNode as e:
-        # the mode search stopped short (e.g. against a prior's hard edge): polish
-        # from the best node the grid found and integrate again, once
-        mode = _polish(value_grad, [e.node])
-        ev, post = _grid_evidence(model, names, value_grad, batch, mode, seed)
-    if not (math.isfinite(ev.log_evidence) and math.isfinite(ev.error)):
+    if d > 3:  # no model has d > 3 today
+        ev, grid = _importance(model, batch, mode, _whitening(value_grad, mode), seed)
+    else:
+        try:
+            ev, grid = _grid_evidence(model, value_grad, batch, mode, seed)
+        except HigherNode as e:
+            # the mode search stopped short (e.g. against a prior's hard edge):
+            # polish from the best node the grid found and integrate again, once
+            mode = _polish(value_grad, [e.node])
+            ev, grid = _grid_evidence(model, value_grad, batch, mode, seed)
+    if not _finite(ev):
         raise HTMPError(
             f"evidence of {model!r}: no finite value ({ev.method}); the posterior "
             "lies where the likelihood cannot be evaluated (far in a prior tail?)"
         )
-    return ev, post
+    if ev.error > _MAX_ERROR:
+        warnings.warn(
+            EvidenceWarning(
+                f"evidence of {model!r}: quadrature error {ev.error:.2g} nats "
+                f"(> {_MAX_ERROR}; {ev.method}): the posterior is not resolved, "
+                f"read its weight and draws with that error in mind"
+            ),
+            stacklevel=2,
+        )
+    return ev, _grid_posterior(names, grid, ev)
+
+
+def _finite(ev: Evidence) -> bool:
+    return math.isfinite(ev.log_evidence) and math.isfinite(ev.error)
 
 
 def _grid_evidence(
     model: str,
-    names: list[str],
     value_grad: Callable[[Any], Any],
     batch: Callable[[Any], Any],
     mode: np.ndarray,
     seed: int,
-) -> tuple[Evidence, GridPosterior]:
-    """The whitened trapezoid grid around ``mode`` (d <= 3), refined as needed."""
+) -> tuple[Evidence, Grid]:
+    """The whitened trapezoid grid around ``mode`` (d <= 3), refined as needed.
+
+    The box grows until its border is ``BORDER_DROP`` nats below the peak; a
+    contained posterior whose 2h rule still disagrees by more than ``_MAX_ERROR``
+    (a skewed, cliff-edged posterior) gets the spacing halved once. If the error
+    is still larger, Student-t importance sampling over the same box is tried,
+    and the finite result with the smaller error is returned.
+    """
     d = mode.size
     chol = _whitening(value_grad, mode)
     radii = axis_radii(batch, mode, chol)
@@ -415,8 +441,7 @@ def _grid_evidence(
         if float(np.prod(counts)) > _MAX_COARSE:
             # A box this large means the Laplace scales are far off (a flat or
             # curved posterior): Student-t importance sampling is robust there.
-            ev, grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
-            return ev, _grid_posterior(names, grid, ev)
+            return _importance(model, batch, mode, chol * radii / RADIUS, seed)
         value, err, drops, evals, grid = grid_log_integral(
             batch, mode, chol, radii, spacing, peak, cache
         )
@@ -424,39 +449,16 @@ def _grid_evidence(
         if not np.all(drops >= BORDER_DROP):
             radii = np.where(drops >= BORDER_DROP, radii, 2.0 * radii)
         elif err > _MAX_ERROR and spacing == _SPACING[d]:
-            # contained, but the 2h rule disagrees: a skewed posterior (a
-            # likelihood cliff) needs finer nodes; halve the spacing once
             spacing, cache = spacing / 2.0, {}
         else:
             break
     ev = Evidence(model, value, err, d, "trapezoid grid", total)
     if err <= _MAX_ERROR:
-        return ev, _grid_posterior(names, grid, ev)
-    # a curved or cliff-edged posterior the grid does not resolve (e.g. one piled
-    # against a prior's hard edge): the heavy-tailed importance sampler over the
-    # same box, if it does better
-    is_ev, is_grid = _importance(model, batch, mode, chol * radii / RADIUS, seed)
-    ok = [
-        c
-        for c in ((ev, grid), (is_ev, is_grid))
-        if math.isfinite(c[0].log_evidence) and not math.isnan(c[0].error)
-    ]
-    if not ok:
-        raise HTMPError(
-            f"evidence of {model!r}: neither the grid nor importance sampling gave "
-            "a finite value (the posterior lies far in a prior tail?)"
-        )
-    ev, grid = min(ok, key=lambda c: c[0].error)
-    if not ev.error <= _MAX_ERROR:
-        warnings.warn(
-            EvidenceWarning(
-                f"evidence of {model!r}: quadrature error {ev.error:.2g} nats "
-                f"(> {_MAX_ERROR}; {ev.method}): the posterior is not resolved, "
-                f"read its weight and draws with that error in mind"
-            ),
-            stacklevel=3,
-        )
-    return ev, _grid_posterior(names, grid, ev)
+        return ev, grid
+    alt = _importance(model, batch, mode, chol * radii / RADIUS, seed)
+    if _finite(alt[0]) and not (_finite(ev) and ev.error <= alt[0].error):
+        return alt
+    return ev, grid
 
 
 def _grid_posterior(names: list[str], grid: Grid, ev: Evidence) -> GridPosterior:
