@@ -30,7 +30,8 @@ class HigherNode(HTMPError):
 
 BORDER_DROP = 25.0
 BATCH = 256  # small: a 1-D grid has ~30 nodes, and per-call overhead is ~10 us
-PRUNE = 30.0
+PRUNE = 20.0  # fine nodes: only in cells next to a coarse node above peak - PRUNE
+FLOOD = 30.0  # coarse nodes: flood fill above peak - FLOOD (> BORDER_DROP)
 UNSTABLE = 10.0  # nats above the optimised mode: numerical failure, not a mode
 
 
@@ -79,9 +80,11 @@ def grid_log_integral(
     The nodes are the integer multiples of ``spacing`` (an even number of them
     on each side of the mode), so a box doubled after a failed border check
     contains the previous nodes, which ``cache`` keeps instead of re-evaluating.
-    The rule at spacing ``2 * spacing`` is evaluated first (the even nodes).
-    The fine nodes are then evaluated only in the coarse cells next to a coarse
-    node within ``PRUNE`` nats of the maximum; elsewhere the integrand is below
+    The rule at spacing ``2 * spacing`` is evaluated first (the even nodes), by a
+    flood fill from the mode (:func:`_flood`): only the coarse nodes within
+    ``FLOOD`` nats of the peak and their neighbours are evaluated. The fine nodes
+    are then evaluated only in the coarse cells next to a coarse node within
+    ``PRUNE`` nats of the maximum. Elsewhere the integrand is below
     ``e^{-PRUNE}`` of its peak (a smooth function cannot hide a peak between
     coarse nodes two whitened units apart), so those nodes are taken as zero.
     """
@@ -94,16 +97,15 @@ def grid_log_integral(
     z = mode + (spacing * ints) @ chol.T
     is_coarse = np.all(idx % 2 == 0, axis=1)
     logf = np.full(len(idx), -np.inf)
-    logf_c, evals = cached_evaluate(batch, z[is_coarse], keys[is_coarse], cache)
-    logf[is_coarse] = logf_c
     cshape = tuple(int(m + 1) for m in half)
+    coarse_at = np.flatnonzero(is_coarse)  # C order of the coarse lattice
+    logf_c, evals = _flood(
+        lambda i: cached_evaluate(batch, z[coarse_at[i]], keys[coarse_at[i]], cache),
+        cshape,
+        peak,
+    )
+    logf[is_coarse] = logf_c
     sig = (logf_c > np.max(logf_c) - PRUNE).reshape(cshape)
-    # dilate by one coarse node in every direction
-    dil = sig.copy()
-    for ax in range(d):
-        for shift in (1, -1):
-            dil |= np.roll(sig, shift, axis=ax) & no_wrap(sig.shape, ax, shift)
-    sig = dil
     need = np.zeros(len(idx), dtype=bool)
     for off in np.ndindex(*(2,) * d):
         cidx = np.minimum((idx + np.asarray(off)) // 2, np.asarray(cshape) - 1)
@@ -134,13 +136,59 @@ def grid_log_integral(
     return float(fine), err, drops, evals, grid
 
 
-def no_wrap(shape: tuple[int, ...], axis: int, shift: int) -> np.ndarray:
-    """Mask removing the entries that ``np.roll`` wrapped around."""
-    mask = np.ones(shape, dtype=bool)
-    sl = [slice(None)] * len(shape)
-    sl[axis] = slice(0, 1) if shift > 0 else slice(-1, None)
-    mask[tuple(sl)] = False
-    return mask
+def _flood(
+    values: Callable[[np.ndarray], tuple[np.ndarray, int]],
+    shape: tuple[int, ...],
+    peak: float,
+) -> tuple[np.ndarray, int]:
+    """log integrand on a lattice, evaluated outwards from its centre.
+
+    Wave by wave, the neighbours (along each axis) of every node within
+    ``FLOOD`` nats of the peak are evaluated, until no new node is that high.
+    Nodes never reached stay ``-inf``: they are cut off from the mode by nodes
+    ``FLOOD`` nats below it. That reaches every node above the ``BORDER_DROP``
+    level of a connected posterior, and skips the box's empty corners, which a
+    curved or tilted posterior stretches the box into. A wave smaller than half
+    a compiled batch is topped up with the next layers of the lattice, which
+    cost nothing (the batch is padded anyway) and save waves.
+    """
+    size = math.prod(shape)
+    strides = np.array([math.prod(shape[k + 1 :]) for k in range(len(shape))])
+    logf = np.full(size, -np.inf)
+    seen = np.zeros(size, dtype=bool)
+    front = np.array([int(np.sum((np.asarray(shape) // 2) * strides))])
+    evals = 0
+    top = peak
+    while front.size:
+        seen[front] = True
+        layer = front
+        while front.size < BATCH // 2:
+            layer = _neighbours(layer, shape, strides)
+            layer = layer[~seen[layer]]
+            if not layer.size:
+                break
+            seen[layer] = True
+            front = np.concatenate([front, layer])
+        vals, n = values(front)
+        logf[front], evals = vals, evals + n
+        top = max(top, float(np.max(vals)))
+        front = _neighbours(front[vals > top - FLOOD], shape, strides)
+        front = front[~seen[front]]
+    return logf, evals
+
+
+def _neighbours(
+    nodes: np.ndarray, shape: tuple[int, ...], strides: np.ndarray
+) -> np.ndarray:
+    """Flat indices of the lattice neighbours (one step along an axis) of nodes."""
+    pos = np.stack(np.unravel_index(nodes, shape), axis=1)
+    out = [np.empty(0, dtype=np.int64)]
+    for ax in range(len(shape)):
+        for step in (-1, 1):
+            moved = pos[:, ax] + step
+            ok = (moved >= 0) & (moved < shape[ax])
+            out.append(nodes[ok] + step * strides[ax])
+    return np.unique(np.concatenate(out))
 
 
 def axis_radii(
