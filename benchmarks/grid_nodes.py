@@ -26,14 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from htmp_infer import _grid_rule
-from htmp_infer.bundle import SpectraBundle
+from htmp_infer.bundle import LayerSpectrum, SpectraBundle
 from htmp_infer.evidence import evidence_and_grid
 
 MODELS = ("htmp", "inverse_htmp", "temperature")
 BUNDLE = Path(__file__).resolve().parents[1] / "data" / "minilm_spectra.npz"
 
 
-def _run(layers: list) -> tuple[list[tuple[float, float, np.ndarray]], int, float]:  # type: ignore[type-arg]
+def _run(
+    layers: list[LayerSpectrum],
+) -> tuple[list[tuple[float, float, np.ndarray]], int, float]:
     out, nodes = [], 0
     t0 = time.perf_counter()
     for layer in layers:
