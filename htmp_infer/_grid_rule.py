@@ -217,11 +217,11 @@ def axis_radii(
     return radii
 
 
-def pad(z: np.ndarray) -> np.ndarray:
+def pad(z: np.ndarray, size: int = BATCH) -> np.ndarray:
     """Pad a batch to the compiled batch size (one compilation for every call)."""
-    if len(z) == BATCH:
+    if len(z) == size:
         return z
-    out = np.repeat(z[:1], BATCH, axis=0)
+    out = np.repeat(z[:1], size, axis=0)
     out[: len(z)] = z
     return out
 

@@ -48,22 +48,16 @@ Improper scale priors :math:`d\log(\text{scale})` are shared by all models
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
-from numpyro.infer.util import log_density
-from scipy.optimize import minimize
 from scipy.special import logsumexp, ndtr
 
 from htmp_infer._grid_rule import (
-    BATCH,
     BORDER_DROP,
     RADIUS,
     Grid,
@@ -71,17 +65,23 @@ from htmp_infer._grid_rule import (
     axis_radii,
     evaluate,
     grid_log_integral,
-    pad,
 )
-from htmp_infer._potential import (
-    deterministic_sites,
-    latent_sites,
-    observed_log_likelihood,
-    potential,
+from htmp_infer._programs import (
+    _mode,
+    _polish,
+    _potential_fns,
+    site_values,
 )
 from htmp_infer.errors import EvidenceWarning, HTMPError
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
+from htmp_infer.spikes import (
+    CAP_MASS,
+    cap_for,
+    cap_mass,
+    default_max_spikes,
+    spike_limit,
+)
 
 __all__ = [
     "Evidence",
@@ -89,12 +89,17 @@ __all__ = [
     "evidence_and_grid",
     "log_evidence",
     "posterior_grid",
+    "spike_cap",
+    "spike_profile",
 ]
 
 _SPACING = {1: 0.5, 2: 0.75, 3: 1.0}  # finer where nodes are cheap
 _IS_DRAWS = 20000
 _MAX_COARSE = 2e5
 _MAX_ERROR = 0.1  # nats; a larger quadrature error is reported by EvidenceWarning
+#: Posterior draws on which the mass above the spike cap is measured. It is a mean
+#: of conditional probabilities (each in [0, 1]), so 32 draws resolve the 5% level.
+PROFILE_DRAWS = 32
 
 
 class Evidence(NamedTuple):
@@ -112,6 +117,13 @@ class Evidence(NamedTuple):
         ``"exact sum"``, ``"trapezoid grid"`` or ``"importance sampling"``.
     evaluations : int
         Number of likelihood evaluations.
+    spike_cap : int
+        The largest spike count :math:`K` summed (:mod:`htmp_infer.spikes`).
+    cap_mass : float
+        Below the prior's limit :math:`L`: the posterior probability of more than
+        :math:`K` spikes, the mass the cap drops. At the limit (or for a model
+        with a fixed cap): the probability of exactly :math:`K`; when large, the
+        spike count is censored there.
     """
 
     model: str
@@ -120,107 +132,8 @@ class Evidence(NamedTuple):
     dim: int
     method: str
     evaluations: int
-
-
-@functools.lru_cache(maxsize=16)
-def _compiled(model: str, static_items: tuple[tuple[str, Any], ...]) -> tuple[Any, ...]:
-    """Jitted potential (value+gradient, batch) of a model, per static arguments."""
-    module = load_model(model)
-    program = functools.partial(module.model, **dict(static_items))
-
-    def exact(data: dict[str, Any]) -> jax.Array:
-        return log_density(program, (), data, {})[0]
-
-    def make(data: dict[str, Any]) -> tuple[Any, ...]:
-        template = latent_sites(program, data)
-        if any(jnp.shape(v) for v in template.values()):
-            raise HTMPError(f"model {model!r}: evidence needs scalar latent sites")
-        _, unravel = ravel_pytree(template)
-
-        def u_flat(x: jax.Array, data: dict[str, Any]) -> jax.Array:
-            return potential(program, unravel(x), data)
-
-        def sites_flat(x: jax.Array, data: dict[str, Any]) -> tuple[Any, Any]:
-            z = unravel(x)
-            return (
-                deterministic_sites(program, z, data),
-                observed_log_likelihood(program, z, data),
-            )
-
-        return (
-            sorted(template),
-            jax.jit(jax.value_and_grad(u_flat)),
-            jax.jit(jax.vmap(u_flat, in_axes=(0, None))),
-            jax.jit(jax.vmap(sites_flat, in_axes=(0, None))),
-        )
-
-    return program, jax.jit(exact), make
-
-
-_MADE: dict[Any, tuple[Any, ...]] = {}
-
-
-def _potential_fns(
-    model: str, spectrum: Spectrum
-) -> tuple[list[str], Any, Any, float | None]:
-    module = load_model(model)
-    static = module.static_kwargs(spectrum)
-    data = module.data_kwargs(spectrum)
-    key = (model, tuple(sorted(static.items())))
-    _, exact, make = _compiled(*key)
-    if key not in _MADE:
-        if len(_MADE) > 16:
-            _MADE.pop(next(iter(_MADE)))
-        _MADE[key] = make(data)
-    names, value_grad, batch, _ = _MADE[key]
-    if not names:
-        return [], None, None, float(exact(data))
-    return (
-        names,
-        lambda x: value_grad(x, data),
-        lambda xs: batch(xs, data),
-        None,
-    )
-
-
-def site_values(
-    spectrum: Spectrum, model: str, points: np.ndarray
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Latent and deterministic sites, and observed log-likelihoods, at many points.
-
-    Parameters
-    ----------
-    spectrum : Spectrum
-    model : str
-    points : ndarray, shape (S, d)
-        Values of the latent coordinates (in the order of the grid's ``names``).
-
-    Returns
-    -------
-    sites : dict of str to ndarray
-        Every latent and deterministic site, leading axis ``S``.
-    log_likelihood : dict of str to ndarray
-        Every observed site's log-likelihood, shape ``(S,)``.
-    """
-    _potential_fns(model, spectrum)  # builds (or reuses) the compiled functions
-    module = load_model(model)
-    data = module.data_kwargs(spectrum)
-    key = (model, tuple(sorted(module.static_kwargs(spectrum).items())))
-    sites_fn = _MADE[key][3]
-    outs: list[tuple[Any, Any]] = []
-    for i in range(0, len(points), BATCH):
-        chunk = points[i : i + BATCH]
-        sites, loglik = sites_fn(jnp.asarray(pad(chunk)), data)
-        outs.append(
-            (
-                {k: np.asarray(v)[: len(chunk)] for k, v in sites.items()},
-                {k: np.asarray(v)[: len(chunk)] for k, v in loglik.items()},
-            )
-        )
-    return (
-        {k: np.concatenate([o[0][k] for o in outs]) for k in outs[0][0]},
-        {k: np.concatenate([o[1][k] for o in outs]) for k in outs[0][1]},
-    )
+    spike_cap: int = 0
+    cap_mass: float = math.nan
 
 
 def _hessian(value_grad: Callable[[Any], Any], mode: np.ndarray) -> np.ndarray:
@@ -235,52 +148,6 @@ def _hessian(value_grad: Callable[[Any], Any], mode: np.ndarray) -> np.ndarray:
         gm = np.asarray(value_grad(jnp.asarray(mode - e))[1])
         cols.append((gp - gm) / (2 * h))
     return np.asarray(np.stack(cols, axis=1), dtype=np.float64)
-
-
-def _mode(
-    value_grad: Callable[[Any], Any],
-    batch: Callable[[Any], Any],
-    d: int,
-    seed: int,
-    starts: int,
-) -> np.ndarray:
-    """The posterior mode: BFGS from the best points of a screening batch.
-
-    One compiled batch evaluates the potential at ``BATCH`` points (the origin
-    and uniform draws on :math:`[-4, 4]^d`, which covers every prior's central
-    region in the unconstrained coordinates); BFGS then starts from the best
-    ``starts`` of them that lie at least one unit apart.
-    """
-    rng = np.random.default_rng(seed)
-    screen = np.vstack([np.zeros((1, d)), rng.uniform(-4.0, 4.0, (BATCH - 1, d))])
-    logf = evaluate(batch, screen)
-    chosen: list[np.ndarray] = []
-    for i in np.argsort(-logf):
-        if not np.isfinite(logf[i]) or len(chosen) == starts:
-            break
-        if all(np.max(np.abs(screen[i] - c)) >= 1.0 for c in chosen):
-            chosen.append(screen[i])
-    return _polish(value_grad, chosen)
-
-
-def _polish(value_grad: Callable[[Any], Any], starts: list[np.ndarray]) -> np.ndarray:
-    """BFGS from each start; the best finite end point."""
-    best: tuple[float, np.ndarray] | None = None
-
-    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        value, g = value_grad(jnp.asarray(x))
-        v = float(value)
-        if not math.isfinite(v):
-            return 1e300, np.zeros(x.size)
-        return v, np.asarray(g, dtype=np.float64)
-
-    for x0 in starts:
-        res = minimize(fun, x0, jac=True, method="BFGS", options={"gtol": 1e-6})
-        if math.isfinite(res.fun) and (best is None or res.fun < best[0]):
-            best = (float(res.fun), np.asarray(res.x))
-    if best is None:
-        raise HTMPError("evidence: no finite starting point for the mode search")
-    return best[1]
 
 
 def _whitening(value_grad: Callable[[Any], Any], mode: np.ndarray) -> np.ndarray:
@@ -332,6 +199,8 @@ class GridPosterior(NamedTuple):
     bandwidth : ndarray, shape (d,)
         Standard deviation of one grid cell projected on each coordinate.
     evidence : Evidence
+        Its ``spike_cap`` is the cap the grid was computed with: a fit from this
+        grid uses ``spectrum.with_max_spikes(evidence.spike_cap)``.
     """
 
     names: list[str]
@@ -370,19 +239,121 @@ def evidence_and_grid(
 ) -> tuple[Evidence, GridPosterior | None]:
     """:func:`log_evidence` and, for models with parameters, its grid posterior.
 
+    The spike cap :math:`K` (:mod:`htmp_infer.spikes`) is chosen first
+    (:func:`spike_cap`); after the grid, the posterior mass above it is measured
+    on 32 grid draws and the cap raised and the grid rebuilt while it exceeds
+    :data:`~htmp_infer.spikes.CAP_MASS`. A cap that binds at the prior's limit
+    gets an :class:`EvidenceWarning`.
+
     Returns
     -------
     evidence : Evidence
     grid : GridPosterior or None
         ``None`` for a model without continuous parameters (``mp``).
     """
+    cap, mode = _choose_cap(spectrum, model, seed, starts)
+    limit = spike_limit(spectrum.n) if _adaptive(model) else cap
+    while True:
+        spectrum = spectrum.with_max_spikes(cap)
+        ev, grid = _evidence_at_cap(spectrum, model, seed, starts, mode)
+        if grid is None:  # mp: the exact sum, to the limit
+            break
+        profile = spike_profile(spectrum, model, grid.draw(_rng(seed), PROFILE_DRAWS))
+        # below the limit: the mass the cap drops; at it: the mass on the limit
+        mass = profile[cap] if cap >= limit else profile[cap + 1 :].sum()
+        ev = ev._replace(cap_mass=float(mass))
+        grid = grid._replace(evidence=ev)
+        if cap >= limit or mass <= CAP_MASS:
+            break
+        cap, mode = cap_for(profile, cap, spectrum.n), None
+    if ev.spike_cap >= limit and ev.cap_mass > CAP_MASS:
+        warnings.warn(
+            EvidenceWarning(
+                f"{model!r}: the posterior puts {ev.cap_mass:.0%} on {cap} spikes, "
+                f"the most its spike prior allows: the spike count is censored there"
+            ),
+            stacklevel=2,
+        )
+    return ev, grid
+
+
+def spike_cap(spectrum: Spectrum, model: str, *, seed: int = 0, starts: int = 1) -> int:
+    r"""The spike cap :math:`K` for a model and spectrum, chosen at the mode.
+
+    Starting from ``spectrum.max_spikes`` (default
+    :func:`~htmp_infer.spikes.default_max_spikes`): find the mode at cap
+    :math:`K`, compute :math:`p(k\mid\hat\theta, \lambda)` for every
+    :math:`k \le L` there, and while more than :data:`~htmp_infer.spikes.CAP_MASS`
+    of it lies above :math:`K`, raise :math:`K` to the first cap of the
+    :func:`~htmp_infer.spikes.next_cap` sequence that holds all but that much and
+    start again. Models with ``SPIKES_ADAPTIVE = False`` keep the first cap;
+    ``mp`` (no parameter) is summed to :math:`L`, exactly.
+    """
+    return _choose_cap(spectrum, model, seed, starts)[0]
+
+
+def _choose_cap(
+    spectrum: Spectrum, model: str, seed: int, starts: int
+) -> tuple[int, np.ndarray | None]:
+    """:func:`spike_cap`, and the mode at that cap when it was computed."""
+    n = spectrum.n
+    cap = default_max_spikes(n) if spectrum.max_spikes is None else spectrum.max_spikes
+    limit = spike_limit(n)
+    module = load_model(model)
+    if getattr(module, "EXACT_POSTERIOR", False):
+        return limit, None  # no parameter: the exact sum to the limit costs nothing
+    if not getattr(module, "SPIKES_ADAPTIVE", True):
+        return cap, None
+    mode = None
+    while cap < limit:
+        capped = spectrum.with_max_spikes(cap)
+        names, value_grad, batch, _ = _potential_fns(model, capped)
+        assert value_grad is not None and batch is not None
+        mode = _mode(value_grad, batch, len(names), seed, starts)
+        profile = spike_profile(capped, model, mode[None, :])
+        if profile[cap + 1 :].sum() <= CAP_MASS:
+            return cap, mode
+        cap, mode = cap_for(profile, cap, n), None
+    return cap, mode
+
+
+def _adaptive(model: str) -> bool:
+    return bool(getattr(load_model(model), "SPIKES_ADAPTIVE", True))
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng([seed, 0x5B1CE])
+
+
+def spike_profile(spectrum: Spectrum, model: str, points: np.ndarray) -> np.ndarray:
+    r"""Mean over ``points`` of :math:`p(k\mid\theta,\lambda)`, :math:`k = 0..L`."""
+    full = spectrum.with_max_spikes(spike_limit(spectrum.n))
+    logits = site_values(full, model, points, PROFILE_DRAWS)[0]["spike_logits"]
+    z = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
+    return np.asarray(np.mean(z / z.sum(axis=-1, keepdims=True), axis=0))
+
+
+def _evidence_at_cap(
+    spectrum: Spectrum,
+    model: str,
+    seed: int,
+    starts: int,
+    mode: np.ndarray | None = None,
+) -> tuple[Evidence, GridPosterior | None]:
+    """The evidence and grid at the spike cap ``spectrum.max_spikes``.
+
+    ``mode``: the posterior mode at this cap, when :func:`spike_cap` found it.
+    """
+    cap = int(spectrum.max_spikes or 0)
     names, value_grad, batch, exact = _potential_fns(model, spectrum)
     d = len(names)
     if d == 0:
         assert exact is not None
-        return Evidence(model, exact, 0.0, 0, "exact sum", 1), None
+        mass = cap_mass(load_model(model).exact_logits(spectrum))
+        return Evidence(model, exact, 0.0, 0, "exact sum", 1, cap, mass), None
     assert value_grad is not None and batch is not None
-    mode = _mode(value_grad, batch, d, seed, starts)
+    if mode is None:
+        mode = _mode(value_grad, batch, d, seed, starts)
     if d > 3:  # no model has d > 3 today
         ev, grid = _importance(model, batch, mode, _whitening(value_grad, mode), seed)
     else:
@@ -405,8 +376,9 @@ def evidence_and_grid(
                 f"(> {_MAX_ERROR}; {ev.method}): the posterior is not resolved, "
                 f"read its weight and draws with that error in mind"
             ),
-            stacklevel=2,
+            stacklevel=3,
         )
+    ev = ev._replace(spike_cap=cap)
     return ev, _grid_posterior(names, grid, ev)
 
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from htmp_infer._programs import site_values
 from htmp_infer.errors import HTMPError
-from htmp_infer.evidence import GridPosterior, posterior_grid, site_values
+from htmp_infer.evidence import GridPosterior, posterior_grid
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["grid_diagnostics", "grid_draws_tree"]

@@ -23,6 +23,7 @@ from arviz_base import from_numpyro
 
 from htmp_infer.diagnostics import check_convergence
 from htmp_infer.errors import HTMPError
+from htmp_infer.evidence import spike_cap
 from htmp_infer.nuts import run_nuts
 from htmp_infer.spectrum import Spectrum
 
@@ -119,8 +120,14 @@ def fit_layers(
     A layer stands out when the equal-tailed 90% posterior interval of
     :math:`\tau z_l`, its distance in :math:`\log\kappa` from its kind at its
     depth, excludes zero.
+
+    Each layer's spike cap is the one its own ``htmp`` fit would choose
+    (:func:`~htmp_infer.evidence.spike_cap`), raised to the largest among the
+    layers of the same shape so that they share one compiled likelihood; a
+    spectrum that already carries ``max_spikes`` keeps it.
     """
     _check(spectra, kinds, depths, chains, draws, warmup, layer_df)
+    spectra = _with_spike_caps(spectra)
     module = importlib.import_module("models.hierarchical")
     kind_names = list(dict.fromkeys(str(k) for k in kinds))
     kind_index = [kind_names.index(str(k)) for k in kinds]
@@ -187,6 +194,22 @@ def fit_layers(
         groups=_group_table(post, kind_names, kinds_of_layer),
         standouts=_standout_table(post, kinds_of_layer),
     )
+
+
+def _with_spike_caps(spectra: Sequence[Spectrum]) -> list[Spectrum]:
+    """Every layer at the largest ``htmp`` spike cap of its shape."""
+    caps = [
+        s.max_spikes if s.max_spikes is not None else spike_cap(s, "htmp")
+        for s in spectra
+    ]
+    shape_cap: dict[tuple[int, float], int] = {}
+    for s, cap in zip(spectra, caps, strict=True):
+        key = (s.n, s.n_cols)
+        shape_cap[key] = max(cap, shape_cap.get(key, 0))
+    return [
+        s if s.max_spikes is not None else s.with_max_spikes(shape_cap[(s.n, s.n_cols)])
+        for s in spectra
+    ]
 
 
 def _check(

@@ -13,14 +13,21 @@ import xarray as xr
 from arviz_base import from_numpyro
 from scipy.special import logsumexp
 
+from htmp_infer._programs import latent_names
 from htmp_infer.diagnostics import check_convergence
 from htmp_infer.errors import HTMPError
-from htmp_infer.evidence import GridPosterior
+from htmp_infer.evidence import (
+    PROFILE_DRAWS,
+    GridPosterior,
+    evidence_and_grid,
+    spike_profile,
+)
 from htmp_infer.grid_fit import grid_diagnostics, grid_draws_tree
 from htmp_infer.nuts import run_nuts
 from htmp_infer.predictive import posterior_predictive
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
+from htmp_infer.spikes import CAP_MASS, cap_for, default_max_spikes, spike_limit
 
 __all__ = ["fit"]
 
@@ -95,16 +102,18 @@ def fit(
     if method not in ("nuts", "grid"):
         raise HTMPError(f"method must be 'nuts' or 'grid', got {method!r}")
     module = load_model(model)
-    static = module.static_kwargs(spectrum)
-    data = module.data_kwargs(spectrum)
-    program = functools.partial(module.model, **static)
+    exact = getattr(module, "EXACT_POSTERIOR", False)
+    if grid is None and (exact or method == "grid"):
+        ev, grid = evidence_and_grid(spectrum, model)  # the spike cap, and the grid
+        spectrum = spectrum.with_max_spikes(ev.spike_cap)
+    if grid is not None:
+        spectrum = spectrum.with_max_spikes(grid.evidence.spike_cap)
 
     t0 = time.perf_counter()
     _ = spectrum.stats  # the O(N^2) precomputation, once per spectrum
     t_stats = time.perf_counter() - t0
     key_mcmc, key_rest = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
-    exact = getattr(module, "EXACT_POSTERIOR", False)
     diag = None
     if exact:
         dt = _exact_fit(module, spectrum, chains, draws)
@@ -122,23 +131,8 @@ def fit(
         diag = grid_diagnostics(grid, chains * draws)
         warmup = 0
     else:
-        run = run_nuts(
-            program,
-            data,
-            cache_key=(model, tuple(sorted(static.items()))),
-            key=key_mcmc,
-            chains=chains,
-            warmup=warmup,
-            draws=draws,
-            progress=progress,
-            label=f"{model} on {spectrum.name}",
-        )
-        dt = from_numpyro(
-            run,
-            log_likelihood=True,
-            constant_data=_constant_data(spectrum),
-            coords={"eig": np.arange(spectrum.n)},
-            dims={"eigenvalues": ["eig"]},
+        dt, spectrum = _nuts_fit(
+            module, spectrum, model, key_mcmc, (chains, draws, warmup), progress
         )
     t_sample = time.perf_counter() - t0
     return _finish(
@@ -153,6 +147,58 @@ def fit(
         (t_stats, t_sample),
         diag=diag,
     )
+
+
+def _nuts_fit(
+    module: ModuleType,
+    spectrum: Spectrum,
+    model: str,
+    key: jax.Array,
+    lengths: tuple[int, int, int],
+    progress: bool,
+) -> tuple[xr.DataTree, Spectrum]:
+    """NUTS at the spike cap of ``spectrum``, raised and rerun while it binds.
+
+    After each run, :math:`p(k\\mid\\theta,\\lambda)` for every :math:`k \\le L` is
+    averaged over 32 draws (:func:`~htmp_infer.evidence.spike_profile`);
+    while more than :data:`~htmp_infer.spikes.CAP_MASS` of it lies above the cap,
+    the cap is raised (:func:`~htmp_infer.spikes.cap_for`) and NUTS rerun.
+    """
+    chains, draws, warmup = lengths
+    n = spectrum.n
+    cap = default_max_spikes(n) if spectrum.max_spikes is None else spectrum.max_spikes
+    adaptive = getattr(module, "SPIKES_ADAPTIVE", True)
+    while True:
+        spectrum = spectrum.with_max_spikes(cap)
+        static = module.static_kwargs(spectrum)
+        run = run_nuts(
+            functools.partial(module.model, **static),
+            module.data_kwargs(spectrum),
+            cache_key=(model, tuple(sorted(static.items()))),
+            key=key,
+            chains=chains,
+            warmup=warmup,
+            draws=draws,
+            progress=progress,
+            label=f"{model} on {spectrum.name}",
+        )
+        dt = from_numpyro(
+            run,
+            log_likelihood=True,
+            constant_data=_constant_data(spectrum),
+            coords={"eig": np.arange(n)},
+            dims={"eigenvalues": ["eig"]},
+        )
+        if not adaptive or cap >= spike_limit(n):
+            return dt, spectrum
+        post = dt["posterior"].dataset
+        names = latent_names(model, spectrum)
+        flat = np.stack([post[v].values.ravel() for v in names], axis=1)
+        step = max(1, len(flat) // PROFILE_DRAWS)
+        profile = spike_profile(spectrum, model, flat[::step][:PROFILE_DRAWS])
+        if profile[cap + 1 :].sum() <= CAP_MASS:
+            return dt, spectrum
+        cap = cap_for(profile, cap, n)
 
 
 def _constant_data(spectrum: Spectrum) -> dict[str, np.ndarray]:
@@ -240,6 +286,7 @@ def _finish(
             "model": model,
             "spectrum": spectrum.name,
             "seed": seed,
+            "spike_cap": int(spectrum.max_spikes or 0),
             "chains": chains,
             "draws": draws,
             "warmup": warmup,

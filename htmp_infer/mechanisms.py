@@ -71,9 +71,11 @@ class JointLogDensity(Distribution):
 
 
 def spiked_data(
-    spectrum: Spectrum, max_spikes: int | None = None
+    spectrum: Spectrum, max_spikes: int | None = None, limit: int | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Static and traced keyword arguments shared by the mechanism models.
+
+    ``max_spikes`` and ``limit`` are passed to :func:`~htmp_infer.spikes.spike_table`.
 
     Returns
     -------
@@ -82,7 +84,7 @@ def spiked_data(
     data : dict
         ``eigenvalues`` and ``table``, the traced per-count statistics.
     """
-    table = spike_table(spectrum, max_spikes)
+    table = spike_table(spectrum, max_spikes, limit)
     static = {"sizes": table.n, "n_cols": float(spectrum.n_cols)}
     data = {
         "eigenvalues": jnp.asarray(spectrum.eigenvalues),

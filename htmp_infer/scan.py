@@ -87,6 +87,7 @@ COLUMNS = (
     "phase_prob",
     "n_spikes",
     "n_spikes_q95",
+    "spike_cap",
     "ppc_p",
     "poor_fit",
     "r_hat",
@@ -98,6 +99,10 @@ COLUMNS = (
 #: A layer's fit is flagged ``poor_fit`` when the posterior-predictive p-value is
 #: below this (see :func:`htmp_infer.predictive.ppc_pvalue`).
 POOR_FIT_P = 0.05
+
+#: Bumped when a layer's results change meaning (here: adaptive spike caps), so
+#: that a resumed scan redoes layers written by an older version.
+RESULTS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class ScanOptions:
 
     def key(self) -> str:
         """A short hash of the options: results computed with others are redone."""
-        text = json.dumps(asdict(self), sort_keys=True)
+        text = json.dumps({**asdict(self), "v": RESULTS_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -213,6 +218,7 @@ def scan_layer(
         "phase_prob": float(result.phases.max()),
         "n_spikes": float(np.median(spikes)),
         "n_spikes_q95": float(np.quantile(spikes, 0.95)),
+        "spike_cap": int(result.table.loc["htmp", "spike_cap"]),
         "ppc_p": p_value,
         "poor_fit": bool(p_value < POOR_FIT_P),
         "r_hat": float(fit.attrs.get("diag_r_hat_max", np.nan)),

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -184,12 +184,25 @@ class Spectrum:
         Zero eigenvalues removed (rank deficiency), reported, never silent.
     name : str
         A label (file name, layer name).
+    max_spikes : int or None
+        The spike cap :math:`K` of the spiked models' likelihoods (``None``: the
+        first cap, :func:`htmp_infer.spikes.default_max_spikes`). The evidence
+        raises it when the posterior presses against it (:meth:`with_max_spikes`).
     """
 
     eigenvalues: NDArray[np.float64]
     n_cols: float
     n_zero: int = 0
     name: str = "spectrum"
+    max_spikes: int | None = None
+
+    def with_max_spikes(self, max_spikes: int) -> Spectrum:
+        """The same spectrum with spike cap ``max_spikes`` (cached sums kept)."""
+        new = replace(self, max_spikes=int(max_spikes))
+        for key in ("log_vandermonde", "stats"):
+            if key in self.__dict__:
+                new.__dict__[key] = self.__dict__[key]
+        return new
 
     @property
     def n(self) -> int:

@@ -11,7 +11,7 @@ maximum :math:`m`, the spikes are independent with Pareto ratios
 
     \lambda_s = m\,u_s, \qquad u_s \sim \mathrm{Pareto}(\nu) \text{ on } (1,\infty),
     \qquad \nu \sim \mathrm{Gamma}(2, 1), \qquad
-    P(k) \propto 2^{-k},\ k = 0,\dots,K .
+    P(k) \propto 2^{-k},\ k = 0,\dots,L = \lfloor N/4\rfloor .
 
 By construction the spikes are the :math:`k` largest eigenvalues, so the density of
 the sorted spectrum given :math:`k` factorises *exactly* into the bulk density of
@@ -29,6 +29,15 @@ i.i.d. spikes). The number of spikes is then summed out exactly inside the model
 \,p(\text{spikes}\mid k)`, and drawn from its conditional posterior per draw
 (:func:`draw_spike_counts`). Nothing is clipped: every eigenvalue is explained by
 either the bulk or a spike in every term.
+
+The sum over :math:`k` is computed up to a *cap* :math:`K \le L` (the terms above
+it are dropped, a truncation of the prior, never of the data). The cap starts at
+:func:`default_max_spikes` and is raised (:func:`next_cap`) while the posterior
+puts more than :data:`CAP_MASS` on :math:`k = K`
+(:func:`htmp_infer.evidence.evidence_and_grid`), so a spectrum with tens of
+outliers gets tens of spikes. A cap that still binds at :math:`L` is reported. The
+check sees the mass at :math:`k = K` only: a posterior whose spike-count profile
+dips below the cap and rises again above it is not detected.
 
 Every per-:math:`k` quantity of the bulk (size, log-Vandermonde sum, :math:`\sum\log`,
 :math:`\sum\lambda`, :math:`\sum 1/\lambda`) is precomputed once in
@@ -53,13 +62,18 @@ from htmp_infer.spectrum import Spectrum
 ArrayLikeF = NDArray[np.float64] | Array
 
 __all__ = [
+    "CAP_MASS",
     "NU_RATE",
     "NU_SHAPE",
     "SpikeTable",
     "add_spikes",
+    "cap_for",
+    "cap_mass",
     "default_max_spikes",
     "draw_spike_counts",
     "mix_spike_counts",
+    "next_cap",
+    "spike_limit",
     "spike_log_prior",
     "spike_logits",
     "spike_table",
@@ -69,6 +83,8 @@ NU_SHAPE = 2.0
 """Shape of the Gamma prior on the Pareto index of the spike ratios."""
 NU_RATE = 1.0
 """Rate of the Gamma prior on the Pareto index of the spike ratios."""
+CAP_MASS = 0.05
+"""Posterior mass on :math:`k = K` above which the spike cap :math:`K` is raised."""
 
 
 class SpikeTable(NamedTuple):
@@ -86,7 +102,7 @@ class SpikeTable(NamedTuple):
     spike_log_density : ndarray
         :math:`\log p(\text{spikes}\mid k)` (``0`` for :math:`k = 0`).
     log_prior : ndarray
-        :math:`\log P(k)`.
+        :math:`\log P(k)`, normalised over the prior's support :math:`0..L`.
     """
 
     n: tuple[int, ...]
@@ -104,18 +120,62 @@ class SpikeTable(NamedTuple):
 
 
 def default_max_spikes(n: int) -> int:
-    """The largest spike count considered: ``min(8, n // 20)``."""
-    return int(min(8, n // 20))
+    """The first spike cap :math:`K` tried: ``min(8, n // 20)``, at least 4.
+
+    At least 4 because the prior alone puts :math:`2^{-(K+1)}` above :math:`K`
+    (3% at :math:`K = 4`, under :data:`CAP_MASS`), at most :func:`spike_limit`.
+    """
+    return int(min(spike_limit(n), max(4, min(8, n // 20))))
 
 
-def spike_log_prior(max_spikes: int) -> NDArray[np.float64]:
-    r""":math:`\log P(k)`, :math:`P(k) \propto 2^{-k}` on :math:`0..K`."""
-    k = np.arange(max_spikes + 1)
+def spike_limit(n: int) -> int:
+    """:math:`L = \\lfloor n/4 \\rfloor`: the largest spike count of the prior."""
+    return int(n // 4)
+
+
+def next_cap(max_spikes: int, n: int) -> int:
+    """The cap after ``max_spikes``: doubled (at least 8), at most :func:`spike_limit`.
+
+    Caps follow a fixed sequence per ``n`` (8, 16, 32, ...), so the compiled
+    likelihoods they need are few and cached.
+    """
+    return int(min(spike_limit(n), max(8, 2 * max_spikes)))
+
+
+def cap_for(profile: NDArray[np.float64], cap: int, n: int) -> int:
+    """The first cap after ``cap`` that leaves at most :data:`CAP_MASS` above it.
+
+    ``profile`` is :math:`p(k)` for :math:`k = 0..L` (e.g. at the mode).
+    """
+    cap = next_cap(cap, n)
+    while cap < spike_limit(n) and profile[cap + 1 :].sum() > CAP_MASS:
+        cap = next_cap(cap, n)
+    return cap
+
+
+def cap_mass(logits: ArrayLikeF) -> float:
+    """Mean posterior probability of the largest spike count (last axis)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - np.max(z, axis=-1, keepdims=True)
+    p = np.exp(z[..., -1]) / np.exp(z).sum(axis=-1)
+    return float(np.mean(p))
+
+
+def spike_log_prior(max_spikes: int, limit: int | None = None) -> NDArray[np.float64]:
+    r""":math:`\log P(k)`, k = 0..K, for :math:`P(k) \propto 2^{-k}` on 0..L.
+
+    ``limit`` is :math:`L` (default :math:`K`): the prior is normalised over its
+    whole support, so a cap :math:`K < L` drops terms without changing the others.
+    """
+    limit = max_spikes if limit is None else int(limit)
+    k = np.arange(limit + 1)
     logp = -k * math.log(2.0)
-    return np.asarray(logp - np.logaddexp.reduce(logp), dtype=np.float64)
+    return np.asarray((logp - np.logaddexp.reduce(logp))[: max_spikes + 1])
 
 
-def spike_table(spectrum: Spectrum, max_spikes: int | None = None) -> SpikeTable:
+def spike_table(
+    spectrum: Spectrum, max_spikes: int | None = None, limit: int | None = None
+) -> SpikeTable:
     """Precompute the per-spike-count statistics of a spectrum.
 
     Parameters
@@ -123,7 +183,9 @@ def spike_table(spectrum: Spectrum, max_spikes: int | None = None) -> SpikeTable
     spectrum : Spectrum
         The observed spectrum (sorted ascending).
     max_spikes : int, optional
-        :math:`K`; default :func:`default_max_spikes`.
+        :math:`K`; default ``spectrum.max_spikes``, else :func:`default_max_spikes`.
+    limit : int, optional
+        :math:`L`, the prior's support; default :func:`spike_limit`.
 
     Returns
     -------
@@ -131,7 +193,10 @@ def spike_table(spectrum: Spectrum, max_spikes: int | None = None) -> SpikeTable
     """
     lam = np.asarray(spectrum.eigenvalues, dtype=np.float64)
     n = lam.size
+    if max_spikes is None:
+        max_spikes = spectrum.max_spikes
     k_max = default_max_spikes(n) if max_spikes is None else int(max_spikes)
+    limit = spike_limit(n) if limit is None else max(int(limit), k_max)
     if k_max < 0 or k_max > n - 2:
         raise ValueError(f"max_spikes must be in [0, {n - 2}], got {k_max}")
     ks = np.arange(k_max + 1)
@@ -166,7 +231,7 @@ def spike_table(spectrum: Spectrum, max_spikes: int | None = None) -> SpikeTable
         total=cs_sum[bulk],
         sum_inv=cs_inv[bulk],
         spike_log_density=spike_ld,
-        log_prior=spike_log_prior(k_max),
+        log_prior=spike_log_prior(k_max, limit),
     )
 
 

@@ -25,9 +25,13 @@ def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
     return spiked_data(spectrum)[0]
 
 
-def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the data and its cached per-spike-count statistics."""
-    return spiked_data(spectrum)[1]
+def data_kwargs(spectrum: Spectrum, limit: int | None = None) -> dict[str, Any]:
+    """Traced arguments: the data and its cached per-spike-count statistics.
+
+    ``limit`` is the spike prior's support (default
+    :func:`~htmp_infer.spikes.spike_limit`).
+    """
+    return spiked_data(spectrum, limit=limit)[1]
 
 
 def observe(eigenvalues: Array | None, bulk: Array, table: SpikeTable) -> None:

@@ -63,7 +63,11 @@ from htmp_infer.sampling import sample_beta_laguerre
 from htmp_infer.spikes import add_spikes, default_max_spikes, spike_log_prior
 from models._common import data_kwargs as _common_data
 from models._common import observe, spike_counts
-from models._common import static_kwargs as static_kwargs
+from models._common import static_kwargs as _common_static
+
+#: The edge table is built for one spike cap per shape (``data_edge``): this
+#: model keeps the first cap, and its spike prior stops there.
+SPIKES_ADAPTIVE = False
 
 LOG_KAPPA = (math.log(KAPPA_RANGE[0]), math.log(KAPPA_RANGE[1]))
 LOG_EDGE = (math.log(EDGE_RANGE[0]), math.log(EDGE_RANGE[1]))
@@ -87,10 +91,19 @@ def _loc_scale(bounds: tuple[float, float]) -> tuple[float, float]:
     return 0.5 * (bounds[0] + bounds[1]), (bounds[1] - bounds[0]) / 6.0
 
 
+def _fixed_cap(spectrum: Spectrum) -> Spectrum:
+    return spectrum.with_max_spikes(default_max_spikes(spectrum.n))
+
+
+def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
+    """Arguments fixed at compile time (shapes), at the fixed spike cap."""
+    return _common_static(_fixed_cap(spectrum))
+
+
 def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
     """Traced arguments: the spike statistics and the edge table of this shape."""
-    out = _common_data(spectrum)
     n = spectrum.n
+    out = _common_data(_fixed_cap(spectrum), limit=default_max_spikes(n))
     tab = edge_table(n, float(spectrum.n_cols), default_max_spikes(n))
     out["edge"] = {"coef": jnp.asarray(tab.coef), "ratios": jnp.asarray(tab.ratios)}
     return out

@@ -39,7 +39,7 @@ from htmp_infer.mechanisms import as_table, inverse_laguerre_bulk
 from htmp_infer.sampling import sample_htmp
 from htmp_infer.spikes import (
     add_spikes,
-    default_max_spikes,
+    spike_limit,
     spike_log_prior,
     spike_table,
 )
@@ -105,7 +105,7 @@ def simulate(
 def sample_prior(rng: np.random.Generator, n: int) -> dict[str, float]:
     """One draw of the parameters from the prior (scale fixed at 1: improper)."""
     log_kappa = rng.normal(LOG_KAPPA_LOC, LOG_KAPPA_SCALE)
-    p = np.exp(spike_log_prior(default_max_spikes(n)))
+    p = np.exp(spike_log_prior(spike_limit(n)))
     return {
         "log_kappa": log_kappa,
         "kappa": float(np.exp(log_kappa)),

@@ -33,7 +33,7 @@ from htmp_infer.mechanisms import as_table, laguerre_bulk, spiked_data
 from htmp_infer.sampling import sample_beta_laguerre
 from htmp_infer.spikes import (
     add_spikes,
-    default_max_spikes,
+    spike_limit,
     spike_log_prior,
     spike_table,
 )
@@ -97,5 +97,5 @@ def simulate(
 
 def sample_prior(rng: np.random.Generator, n: int) -> dict[str, float]:
     """One draw of the parameters from the prior (scale fixed at 1: improper)."""
-    p = np.exp(spike_log_prior(default_max_spikes(n)))
+    p = np.exp(spike_log_prior(spike_limit(n)))
     return {"scale": 1.0, "n_spikes": float(rng.choice(p.size, p=p))}

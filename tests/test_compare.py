@@ -66,8 +66,10 @@ def test_htmp_evidence_matches_adaptive_quadrature(spectrum: Spectrum) -> None:
 
 
 def test_mp_evidence_is_the_exact_sum(spectrum: Spectrum) -> None:
+    """``mp`` has no parameter: its spike sum runs to the prior's limit L = N/4."""
     ev = log_evidence(spectrum, "mp")
-    logits = mp_model.exact_logits(spectrum)
+    assert ev.spike_cap == N // 4
+    logits = mp_model.exact_logits(spectrum.with_max_spikes(N // 4))
     assert ev.dim == 0
     assert ev.log_evidence == pytest.approx(
         float(np.logaddexp.reduce(logits)), abs=1e-9

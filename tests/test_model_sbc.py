@@ -64,15 +64,15 @@ def test_sbc_detects_the_data_model_without_its_mean_field_correction(monkeypatc
     """
     import jax.numpy as jnp
 
-    import htmp_infer.evidence as evidence
+    import htmp_infer._programs as programs
     import models.data as data_model
 
     def no_correction(coef, ratios, log_kappa, log_rel_edge, r):
         return jnp.zeros(jnp.shape(r)) + 0.0 * log_kappa
 
     def forget_compiled() -> None:  # the potentials are compiled once per model
-        evidence._compiled.cache_clear()
-        evidence._MADE.clear()
+        programs._compiled.cache_clear()
+        programs._MADE.clear()
 
     forget_compiled()
     monkeypatch.setattr(data_model, "edge_correction", no_correction)
