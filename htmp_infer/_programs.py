@@ -72,9 +72,8 @@ def _compiled(model: str, static_items: tuple[tuple[str, Any], ...]) -> tuple[An
 _MADE: dict[Any, tuple[Any, ...]] = {}
 
 
-def _potential_fns(
-    model: str, spectrum: Spectrum
-) -> tuple[list[str], Any, Any, float | None]:
+def _made(model: str, spectrum: Spectrum) -> tuple[tuple[Any, ...], Any, Any]:
+    """The compiled functions, the exact density and the traced data, built once."""
     module = load_model(model)
     static = module.static_kwargs(spectrum)
     data = module.data_kwargs(spectrum)
@@ -84,7 +83,13 @@ def _potential_fns(
         if len(_MADE) > 64:  # a few spike caps per model and shape
             _MADE.pop(next(iter(_MADE)))
         _MADE[key] = make(data)
-    names, value_grad, batch, _ = _MADE[key]
+    return _MADE[key], exact, data
+
+
+def _potential_fns(
+    model: str, spectrum: Spectrum
+) -> tuple[list[str], Any, Any, float | None]:
+    (names, value_grad, batch, _), exact, data = _made(model, spectrum)
     if not names:
         return [], None, None, float(exact(data))
     return (
@@ -121,11 +126,7 @@ def site_values(
     log_likelihood : dict of str to ndarray
         Every observed site's log-likelihood, shape ``(S,)``.
     """
-    _potential_fns(model, spectrum)  # builds (or reuses) the compiled functions
-    module = load_model(model)
-    data = module.data_kwargs(spectrum)
-    key = (model, tuple(sorted(module.static_kwargs(spectrum).items())))
-    sites_fn = _MADE[key][3]
+    (_, _, _, sites_fn), _, data = _made(model, spectrum)
     outs: list[tuple[Any, Any]] = []
     for i in range(0, len(points), batch):
         chunk = points[i : i + batch]

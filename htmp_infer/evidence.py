@@ -263,9 +263,10 @@ def evidence_and_grid(
         mass = profile[cap] if cap >= limit else profile[cap + 1 :].sum()
         ev = ev._replace(cap_mass=float(mass))
         grid = grid._replace(evidence=ev)
-        if cap >= limit or mass <= CAP_MASS:
+        needed = cap_for(profile, cap, spectrum.n)
+        if cap >= limit or needed == cap:
             break
-        cap, mode = cap_for(profile, cap, spectrum.n), None
+        cap, mode = needed, None
     if ev.spike_cap >= limit and ev.cap_mass > CAP_MASS:
         warnings.warn(
             EvidenceWarning(
@@ -310,10 +311,10 @@ def _choose_cap(
         names, value_grad, batch, _ = _potential_fns(model, capped)
         assert value_grad is not None and batch is not None
         mode = _mode(value_grad, batch, len(names), seed, starts)
-        profile = spike_profile(capped, model, mode[None, :])
-        if profile[cap + 1 :].sum() <= CAP_MASS:
+        needed = cap_for(spike_profile(capped, model, mode[None, :]), cap, n)
+        if needed == cap:
             return cap, mode
-        cap, mode = cap_for(profile, cap, n), None
+        cap, mode = needed, None
     return cap, mode
 
 

@@ -27,7 +27,7 @@ from htmp_infer.nuts import run_nuts
 from htmp_infer.predictive import posterior_predictive
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
-from htmp_infer.spikes import CAP_MASS, cap_for, default_max_spikes, spike_limit
+from htmp_infer.spikes import cap_for, default_max_spikes, spike_limit
 
 __all__ = ["fit"]
 
@@ -196,9 +196,10 @@ def _nuts_fit(
         flat = np.stack([post[v].values.ravel() for v in names], axis=1)
         step = max(1, len(flat) // PROFILE_DRAWS)
         profile = spike_profile(spectrum, model, flat[::step][:PROFILE_DRAWS])
-        if profile[cap + 1 :].sum() <= CAP_MASS:
+        needed = cap_for(profile, cap, n)
+        if needed == cap:
             return dt, spectrum
-        cap = cap_for(profile, cap, n)
+        cap = needed
 
 
 def _constant_data(spectrum: Spectrum) -> dict[str, np.ndarray]:

@@ -32,12 +32,12 @@ either the bulk or a spike in every term.
 
 The sum over :math:`k` is computed up to a *cap* :math:`K \le L` (the terms above
 it are dropped, a truncation of the prior, never of the data). The cap starts at
-:func:`default_max_spikes` and is raised (:func:`next_cap`) while the posterior
-puts more than :data:`CAP_MASS` on :math:`k = K`
+:func:`default_max_spikes` and is raised (:func:`cap_for`) while the posterior,
+evaluated for every :math:`k \le L`, puts more than :data:`CAP_MASS` above it
 (:func:`htmp_infer.evidence.evidence_and_grid`), so a spectrum with tens of
-outliers gets tens of spikes. A cap that still binds at :math:`L` is reported. The
-check sees the mass at :math:`k = K` only: a posterior whose spike-count profile
-dips below the cap and rises again above it is not detected.
+outliers gets tens of spikes. Looking at every :math:`k`, not only at
+:math:`k = K`, also catches a spike-count profile that dips below the cap and
+rises again above it. A cap that still binds at :math:`L` is reported.
 
 Every per-:math:`k` quantity of the bulk (size, log-Vandermonde sum, :math:`\sum\log`,
 :math:`\sum\lambda`, :math:`\sum 1/\lambda`) is precomputed once in
@@ -143,11 +143,12 @@ def next_cap(max_spikes: int, n: int) -> int:
 
 
 def cap_for(profile: NDArray[np.float64], cap: int, n: int) -> int:
-    """The first cap after ``cap`` that leaves at most :data:`CAP_MASS` above it.
+    """The first cap from ``cap`` on that leaves at most :data:`CAP_MASS` above it.
 
-    ``profile`` is :math:`p(k)` for :math:`k = 0..L` (e.g. at the mode).
+    ``profile`` is :math:`p(k)` for :math:`k = 0..L` (e.g. at the mode). The
+    result is ``cap`` itself when it holds enough, else a later cap of the
+    :func:`next_cap` sequence (at most :func:`spike_limit`).
     """
-    cap = next_cap(cap, n)
     while cap < spike_limit(n) and profile[cap + 1 :].sum() > CAP_MASS:
         cap = next_cap(cap, n)
     return cap
