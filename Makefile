@@ -15,7 +15,7 @@ lint: setup
 	$(VENV)/mypy
 
 test: lint
-	$(VENV)/python -m pytest -q
+	$(VENV)/python -m pytest -q -n 2 --dist loadfile
 
 bench: setup
 	$(VENV)/pip install -q -e ".[dev,bench]"

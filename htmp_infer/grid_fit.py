@@ -76,6 +76,7 @@ def grid_draws_tree(
     """
     if grid is None:
         grid = posterior_grid(spectrum, model)
+    spectrum = spectrum.with_max_spikes(grid.evidence.spike_cap)  # the grid's cap
     if not np.all(np.isfinite(grid.weights)) or grid.weights.sum() <= 0:
         raise HTMPError(f"{model}: the posterior grid has no finite weight")
     points = grid.draw(rng, chains * draws)

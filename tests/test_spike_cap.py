@@ -16,6 +16,7 @@ import pytest
 from htmp_infer import Spectrum, sample_htmp
 from htmp_infer.errors import EvidenceWarning
 from htmp_infer.evidence import _evidence_at_cap, evidence_and_grid
+from htmp_infer.grid_fit import grid_draws_tree
 from htmp_infer.inference import fit
 from htmp_infer.spikes import (
     CAP_MASS,
@@ -85,6 +86,30 @@ def test_spike_count_is_counted_not_censored(spiky: Spectrum) -> None:
     k = dt["posterior"].dataset["n_spikes"].values.ravel()
     assert 15 <= np.median(k) <= 25
     assert np.quantile(k, 0.95) < spike_limit(spiky.n)
+
+
+def test_draws_from_a_grid_use_the_grid_s_cap(spiky: Spectrum) -> None:
+    """A grid built at a raised cap, drawn with the spectrum's first cap (8).
+
+    The draws' spike-count logits span the grid's cap (32), not the spectrum's;
+    at cap 8 every count would be at most 8.
+    """
+    _, grid = evidence_and_grid(spiky, "htmp")
+    assert grid is not None and spiky.max_spikes is None
+    dt, _ = grid_draws_tree(
+        spiky,
+        "htmp",
+        chains=1,
+        draws=200,
+        rng=np.random.default_rng(0),
+        grid=grid,
+        constant_data={},
+    )
+    logits = dt["posterior"].dataset["spike_logits"].values
+    assert logits.shape[-1] == grid.evidence.spike_cap + 1 > default_max_spikes(spiky.n)
+    p = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    mean_k = (p * np.arange(logits.shape[-1])).sum(axis=-1) / p.sum(axis=-1)
+    assert 15 <= np.median(mean_k) <= 25
 
 
 def test_a_cap_at_the_prior_limit_warns() -> None:
