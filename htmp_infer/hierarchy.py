@@ -116,14 +116,15 @@ def fit_layers(
     :math:`\log\kappa_l = \mu + a_{g_l} + b\,d_l + \tau z_l` with the priors of
     :mod:`models.hierarchical`, and the exact spiked HTMP likelihood of every
     layer, :math:`\prod_l p(\lambda_l\mid\kappa_l)`. One compiled NUTS program per
-    set of layer shapes; each distinct shape adds one ``vmap``-ed likelihood to it.
+    set of layer sizes; each distinct :math:`N` adds one ``vmap``-ed likelihood to
+    it (:math:`M` is traced).
     A layer stands out when the equal-tailed 90% posterior interval of
     :math:`\tau z_l`, its distance in :math:`\log\kappa` from its kind at its
     depth, excludes zero.
 
     Each layer's spike cap is the one its own ``htmp`` fit would choose
     (:func:`~htmp_infer.evidence.spike_cap`), raised to the largest among the
-    layers of the same shape so that they share one compiled likelihood; a
+    layers of the same :math:`N` so that they share one compiled likelihood; a
     spectrum that already carries ``max_spikes`` keeps it.
     """
     _check(spectra, kinds, depths, chains, draws, warmup, layer_df)
@@ -197,17 +198,16 @@ def fit_layers(
 
 
 def _with_spike_caps(spectra: Sequence[Spectrum]) -> list[Spectrum]:
-    """Every layer at the largest ``htmp`` spike cap of its shape."""
+    """Every layer at the largest ``htmp`` spike cap among the layers of its N."""
     caps = [
         s.max_spikes if s.max_spikes is not None else spike_cap(s, "htmp")
         for s in spectra
     ]
-    shape_cap: dict[tuple[int, float], int] = {}
+    size_cap: dict[int, int] = {}
     for s, cap in zip(spectra, caps, strict=True):
-        key = (s.n, s.n_cols)
-        shape_cap[key] = max(cap, shape_cap.get(key, 0))
+        size_cap[s.n] = max(cap, size_cap.get(s.n, 0))
     return [
-        s if s.max_spikes is not None else s.with_max_spikes(shape_cap[(s.n, s.n_cols)])
+        s if s.max_spikes is not None else s.with_max_spikes(size_cap[s.n])
         for s in spectra
     ]
 

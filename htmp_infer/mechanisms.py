@@ -80,12 +80,15 @@ def spiked_data(
     Returns
     -------
     static : dict
-        ``sizes`` (bulk sizes per spike count) and ``n_cols``.
+        ``sizes`` (bulk sizes per spike count): the shapes, fixed by :math:`N`
+        and the spike cap.
     data : dict
-        ``eigenvalues`` and ``table``, the traced per-count statistics.
+        ``eigenvalues``, ``table`` (the per-count statistics) and ``n_cols``
+        (:math:`M`), all traced: one compiled program serves every matrix shape
+        with the same :math:`N` and cap.
     """
     table = spike_table(spectrum, max_spikes, limit)
-    static = {"sizes": table.n, "n_cols": float(spectrum.n_cols)}
+    static = {"sizes": table.n}
     data = {
         "eigenvalues": jnp.asarray(spectrum.eigenvalues),
         "table": {
@@ -93,6 +96,7 @@ def spiked_data(
             for k in table._fields
             if k != "n"  # static
         },
+        "n_cols": jnp.asarray(float(spectrum.n_cols)),
     }
     return static, data
 
@@ -103,7 +107,7 @@ def as_table(sizes: tuple[int, ...], table: dict[str, Any]) -> SpikeTable:
 
 
 def _shape(
-    kappa: ArrayLike | None, table: SpikeTable, n_cols: float, beta: Any = None
+    kappa: ArrayLike | None, table: SpikeTable, n_cols: ArrayLike, beta: Any = None
 ) -> tuple[Array, Array, Array]:
     """Bulk sizes, Dyson indices and hard-edge exponents for every spike count."""
     n = jnp.asarray(table.n, dtype=float)
@@ -129,7 +133,7 @@ def _laguerre_scale_free(
 
 def laguerre_bulk(
     table: SpikeTable,
-    n_cols: float,
+    n_cols: ArrayLike,
     kappa: ArrayLike | None = None,
     *,
     beta: Any = None,
@@ -140,7 +144,7 @@ def laguerre_bulk(
     ----------
     table : SpikeTable
         Per-count statistics.
-    n_cols : float
+    n_cols : float or Array
         :math:`M` of the full matrix.
     kappa : array_like, optional
         Repulsion :math:`\kappa`; :math:`\beta = \kappa/(N-k)`.
@@ -163,7 +167,9 @@ def laguerre_bulk(
     )
 
 
-def inverse_laguerre_bulk(table: SpikeTable, n_cols: float, kappa: ArrayLike) -> Array:
+def inverse_laguerre_bulk(
+    table: SpikeTable, n_cols: ArrayLike, kappa: ArrayLike
+) -> Array:
     r"""Inverse-HTMP bulk (:math:`1/\mu` is HTMP), rate integrated, per spike count.
 
     Notes
@@ -211,7 +217,7 @@ def _jacobi_sizes(sizes: tuple[int, ...], b: Array, a: Array, tail: Array) -> Ar
 def betaprime_bulk(
     table: SpikeTable,
     eigenvalues: ArrayLike,
-    n_cols: float,
+    n_cols: ArrayLike,
     kappa: ArrayLike,
     tail: ArrayLike,
     scale: ArrayLike,
@@ -225,7 +231,7 @@ def betaprime_bulk(
     eigenvalues : array_like
         The sorted spectrum (the :math:`\sum\log(1+\lambda/c)` term depends on
         :math:`c`).
-    n_cols : float
+    n_cols : float or Array
         :math:`M`.
     kappa, tail, scale : array_like
         :math:`\kappa`, the upper-tail index :math:`b' > 0` (limit density
@@ -256,7 +262,7 @@ def betaprime_bulk(
 
 def data_edge_bulk(
     table: SpikeTable,
-    n_cols: float,
+    n_cols: ArrayLike,
     kappa: ArrayLike,
     edge: ArrayLike,
     rate: ArrayLike,
@@ -268,7 +274,7 @@ def data_edge_bulk(
     ----------
     table : SpikeTable
         Per-count statistics.
-    n_cols : float
+    n_cols : float or Array
         :math:`M`.
     kappa, edge, rate : array_like
         :math:`\kappa`, the data edge :math:`h'` (eigenvalue units) and the rate

@@ -1,4 +1,4 @@
-"""A compiled, reusable NUTS driver for many spectra of the same shape.
+"""A compiled, reusable NUTS driver for many spectra of the same size N.
 
 NumPyro's ``MCMC.run`` recompiles its sampling loop on every call (numpyro 0.22
 wraps the cached loop body in a fresh ``jit`` each time, which changes the static

@@ -2,9 +2,10 @@
 
 Each model module exposes:
 
-- ``model(eigenvalues, *, n, n_cols, log_vandermonde)``: the NumPyro program;
-- ``static_kwargs(spectrum)`` / ``data_kwargs(spectrum)``: its static and traced
-  arguments for one :class:`htmp_infer.Spectrum`;
+- ``model(eigenvalues, *, sizes, table, n_cols, ...)``: the NumPyro program;
+- ``static_kwargs(spectrum)`` / ``data_kwargs(spectrum)``: its static arguments
+  (the shapes: bulk sizes per spike count) and traced ones (the data, its
+  statistics and the matrix's :math:`M`) for one :class:`htmp_infer.Spectrum`;
 - ``postprocess(rng, samples, spectrum)``: exact draws of the collapsed parameters;
 - ``simulate(rng, params, spectrum)``: a replicated spectrum for posterior
   predictive checks.

@@ -109,7 +109,7 @@ def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
     return out
 
 
-def _unit_mean(kappa: Any, n: int, n_cols: float) -> Any:
+def _unit_mean(kappa: Any, n: int, n_cols: Any) -> Any:
     """:math:`a_0 + \\kappa/2`: the HTMP mean eigenvalue at rate 1 (v's unit)."""
     return kappa * ((n_cols - n + 1.0) / (2.0 * n) + 0.5)
 
@@ -120,7 +120,7 @@ def model(
     table: dict[str, Array],
     edge: dict[str, Array],
     sizes: tuple[int, ...],
-    n_cols: float,
+    n_cols: Array,
 ) -> None:
     """The data-structure NumPyro program (spike count summed out)."""
     if eigenvalues is None:

@@ -102,7 +102,7 @@ B_SCALE = 1.0
 LAYER_DF = 4.0
 """Degrees of freedom of the Student-t layer deviations (``None``: normal)."""
 
-Shapes = tuple[tuple[tuple[int, ...], float], ...]
+Shapes = tuple[tuple[int, ...], ...]
 
 
 def log_half_normal(scale: float) -> dist.Distribution:
@@ -141,19 +141,21 @@ def inputs(
     Returns
     -------
     static : dict
-        ``shapes`` (per shape group: bulk sizes and :math:`M`), ``members`` (the
-        layer indices of each group) and ``n_kinds``.
+        ``shapes`` (per group of layers with the same :math:`N` and spike cap:
+        the bulk sizes), ``members`` (the layer indices of each group) and
+        ``n_kinds``.
     data : dict
         ``eigenvalues`` (NaN-padded, ``(L, max N)``), ``tables`` (per group, the
-        stacked spike tables), ``kind`` and ``depth``.
+        stacked spike tables and :math:`M`), ``kind`` and ``depth``.
     """
     per_layer = [spiked_data(s) for s in spectra]
-    signatures: dict[tuple[tuple[int, ...], float], list[int]] = {}
+    signatures: dict[tuple[int, ...], list[int]] = {}
     for i, (static, _) in enumerate(per_layer):
-        signatures.setdefault((static["sizes"], static["n_cols"]), []).append(i)
+        signatures.setdefault(static["sizes"], []).append(i)
     tables = tuple(
         jax.tree.map(
-            lambda *xs: jnp.stack(xs), *[per_layer[i][1]["table"] for i in members]
+            lambda *xs: jnp.stack(xs),
+            *[{k: per_layer[i][1][k] for k in ("table", "n_cols")} for i in members],
         )
         for members in signatures.values()
     )
@@ -175,26 +177,24 @@ def inputs(
     return static, data
 
 
-def _one_layer(
-    sizes: tuple[int, ...], n_cols: float, table: dict[str, Array], kappa: Array
-) -> Array:
+def _one_layer(sizes: tuple[int, ...], layer: dict[str, Any], kappa: Array) -> Array:
     """Exact spiked HTMP log-likelihood of one layer (:mod:`models.htmp`)."""
-    tab = as_table(sizes, table)
-    return mix_spike_counts(laguerre_bulk(tab, n_cols, kappa), tab)
+    tab = as_table(sizes, layer["table"])
+    return mix_spike_counts(laguerre_bulk(tab, layer["n_cols"], kappa), tab)
 
 
 def layer_log_likelihoods(
     kappa: Array,
-    tables: tuple[dict[str, Array], ...],
+    tables: tuple[dict[str, Any], ...],
     shapes: Shapes,
     members: tuple[tuple[int, ...], ...],
 ) -> Array:
-    """Exact spiked HTMP log-likelihood of every layer, one ``vmap`` per shape."""
+    """Exact spiked HTMP log-likelihood of every layer, one ``vmap`` per group."""
     out = jnp.zeros(jnp.shape(kappa))
-    for (sizes, n_cols), idx, table in zip(shapes, members, tables, strict=True):
+    for sizes, idx, group in zip(shapes, members, tables, strict=True):
         rows = np.asarray(idx)
-        one = functools.partial(_one_layer, sizes, n_cols)
-        out = out.at[rows].set(jax.vmap(one)(table, kappa[rows]))
+        one = functools.partial(_one_layer, sizes)
+        out = out.at[rows].set(jax.vmap(one)(group, kappa[rows]))
     return out
 
 

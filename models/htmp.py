@@ -76,7 +76,7 @@ def model(
     *,
     table: dict[str, Array],
     sizes: tuple[int, ...],
-    n_cols: float,
+    n_cols: Array,
 ) -> None:
     """The HTMP NumPyro program (rate integrated, spike count summed out)."""
     log_kappa = numpyro.sample("log_kappa", dist.Normal(LOG_KAPPA_LOC, LOG_KAPPA_SCALE))

@@ -50,7 +50,7 @@ def model(
     *,
     table: dict[str, Array],
     sizes: tuple[int, ...],
-    n_cols: float,
+    n_cols: Array,
 ) -> None:
     """The MP NumPyro program (rate integrated, spike count summed out)."""
     tab = as_table(sizes, table)
@@ -61,7 +61,7 @@ def exact_logits(spectrum: Spectrum) -> np.ndarray:
     """Log posterior weights (unnormalised) of each spike count."""
     static, data = spiked_data(spectrum)
     tab = as_table(static["sizes"], data["table"])
-    bulk = laguerre_bulk(tab, static["n_cols"], beta=1.0)
+    bulk = laguerre_bulk(tab, data["n_cols"], beta=1.0)
     return np.asarray(bulk + tab.spike_log_density + tab.log_prior)
 
 

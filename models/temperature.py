@@ -72,7 +72,7 @@ def model(
     *,
     table: dict[str, Array],
     sizes: tuple[int, ...],
-    n_cols: float,
+    n_cols: Array,
 ) -> None:
     """The temperature NumPyro program (spike count summed out)."""
     if eigenvalues is None:

@@ -39,7 +39,7 @@ def test_htmp_evidence_matches_adaptive_quadrature(spectrum: Spectrum) -> None:
 
     @jax.jit
     def log_joint(log_kappa: jax.Array) -> jax.Array:
-        bulk = laguerre_bulk(tab, static["n_cols"], jnp.exp(log_kappa))
+        bulk = laguerre_bulk(tab, data["n_cols"], jnp.exp(log_kappa))
         lik = jax.scipy.special.logsumexp(bulk + tab.spike_log_density + tab.log_prior)
         prior = jax.scipy.stats.norm.logpdf(
             log_kappa, htmp_model.LOG_KAPPA_LOC, htmp_model.LOG_KAPPA_SCALE
