@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numpyro.infer.util import log_density
 from scipy import integrate
 
 from htmp_infer import Spectrum, sample_htmp
+from htmp_infer._programs import _made
 from htmp_infer.cli import main
 from htmp_infer.compare import weights_of
 from htmp_infer.evidence import log_evidence, posterior_grid
@@ -255,3 +258,24 @@ def test_a_model_whose_evidence_fails_gets_weight_zero_and_a_warning(monkeypatch
     assert w["inverse_htmp"] == 0.0
     assert res.table.loc["inverse_htmp", "method"].startswith("failed: ")
     assert np.all(np.isfinite(w)) and w.sum() == pytest.approx(1.0)
+
+
+def test_one_compiled_program_serves_every_aspect_ratio() -> None:
+    """M is traced: spectra with the same N and spike cap share one compiled
+    potential, and each is scored with its own M (as the eager density is)."""
+    a = Spectrum.from_eigenvalues(sample_htmp(1, N, 2.0, gamma=0.5), gamma=0.5)
+    b = Spectrum.from_eigenvalues(sample_htmp(2, N, 2.0, gamma=0.25), gamma=0.25)
+    (fns_a, _, data_a), (fns_b, _, data_b) = _made("htmp", a), _made("htmp", b)
+    assert fns_a is fns_b  # the same jitted functions
+    value_grad = fns_a[1]
+    for spectrum, data in ((a, data_a), (b, data_b)):
+        program = functools.partial(
+            htmp_model.model, **htmp_model.static_kwargs(spectrum)
+        )
+        eager = -log_density(program, (), data, {"log_kappa": 0.3})[0]
+        jitted = value_grad(jnp.array([0.3]), data)[0]
+        np.testing.assert_allclose(float(jitted), float(eager), rtol=1e-12)
+    # and M matters: b scored with a's M differs by many nats
+    wrong = dict(data_b, n_cols=data_a["n_cols"])
+    x = jnp.array([0.3])
+    assert abs(float(value_grad(x, wrong)[0] - value_grad(x, data_b)[0])) > 10.0
