@@ -384,14 +384,16 @@ def laguerre_shape_log_normalizer_sizes(
     g = jnp.asarray(beta, dtype=jnp.result_type(float)) / 2.0
     a = jnp.asarray(shape, dtype=jnp.result_type(float))
     g, a = jnp.broadcast_arrays(g, a)
-    if min(sizes) > _DIRECT_MAX_N:
-        return _shape_log_normalizer_em(np.asarray(sizes, dtype=float), g, a)
-    return jnp.stack(
-        [
-            laguerre_shape_log_normalizer_exact(n, g[..., k] * 2.0, a[..., k])
-            for k, n in enumerate(sizes)
-        ],
-        axis=-1,
+    n = np.asarray(sizes, dtype=float)
+    if n.min() > _DIRECT_MAX_N:
+        return _shape_log_normalizer_em(n, g, a)
+    # The direct sums of every size as one masked expression (one traced copy of
+    # gammaln, not one per size: compile time does not grow with the sizes).
+    j = np.arange(max(sizes), dtype=float)
+    gj, aj = g[..., None], a[..., None]
+    terms = gammaln(aj + j * gj) + gammaln(1.0 + (j + 1.0) * gj)
+    return jnp.sum(jnp.where(j < n[:, None], terms, 0.0), axis=-1) - n * gammaln(
+        1.0 + g
     )
 
 
