@@ -20,8 +20,10 @@ unchanged.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -34,7 +36,15 @@ from htmp_infer.evidence import log_evidence, posterior_grid
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
-__all__ = ["SBCResult", "confusion_matrix", "sbc", "simulate_from_prior"]
+__all__ = [
+    "ConfusionResult",
+    "SBCResult",
+    "confusion_matrix",
+    "model_stream",
+    "sbc",
+    "simulate_from_prior",
+    "weight_reliability",
+]
 
 
 class SBCResult(NamedTuple):
@@ -150,6 +160,37 @@ def module_relative_scale(
     return float(load_model(model).relative_scale(params, spec))
 
 
+class ConfusionResult(NamedTuple):
+    """Posterior model weights of spectra simulated from each model.
+
+    Attributes
+    ----------
+    models : tuple of str
+    weights : ndarray, shape (len(models), len(models))
+        Row ``i``: mean weight given to each model by spectra from model ``i``.
+    hits : ndarray, shape (len(models),)
+        Fraction of replicates from model ``i`` whose weight on model ``i`` is
+        above 0.5.
+    records : list of dict
+        One per replicate: ``truth``, ``replicate``, the true parameters (prefixed
+        ``true_``) and the weight of every model (prefixed ``w_``).
+    """
+
+    models: tuple[str, ...]
+    weights: np.ndarray
+    hits: np.ndarray
+    records: list[dict[str, float | str]]
+
+
+def model_stream(seed: int, model: str) -> np.random.Generator:
+    """The random stream of one model's replicates: fixed by ``seed`` and its name.
+
+    A row of the confusion matrix therefore has the same replicates whichever
+    other models are in the run.
+    """
+    return np.random.default_rng([seed, zlib.crc32(model.encode())])
+
+
 def confusion_matrix(
     models: Sequence[str],
     *,
@@ -157,34 +198,83 @@ def confusion_matrix(
     gamma: float,
     replicates: int,
     seed: int = 0,
+    truths: Sequence[str] | None = None,
     progress: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean posterior model weights of spectra simulated from each model.
+) -> ConfusionResult:
+    """Posterior model weights of spectra simulated from each model's prior.
 
-    Returns
-    -------
-    weights : ndarray, shape (len(models), len(models))
-        Row ``i``: mean weight given to each model by spectra from model ``i``.
-    hits : ndarray, shape (len(models),)
-        Fraction of replicates from model ``i`` whose weight on model ``i`` is
-        above 0.5.
+    Parameters
+    ----------
+    models : sequence of str
+        The candidate models, with equal prior probability.
+    n, gamma : int, float
+        Spectrum size and aspect ratio.
+    replicates : int
+        Spectra per true model.
+    seed : int
+        Seed; each true model has its own stream (:func:`model_stream`).
+    truths : sequence of str, optional
+        The models to simulate from (rows); default ``models``.
+    progress : bool
+        Show a progress bar.
     """
-    rng = np.random.default_rng(seed)
-    m = len(models)
-    weights = np.zeros((m, m))
-    hits = np.zeros(m)
-    bar = tqdm(total=m * replicates, desc="confusion", disable=not progress)
-    for i, truth in enumerate(models):
-        for _ in range(replicates):
-            _, spec, _ = simulate_from_prior(truth, rng, n, gamma)
+    models = tuple(models)
+    rows = models if truths is None else tuple(truths)
+    unknown = [t for t in rows if t not in models]
+    if unknown:
+        raise ValueError(f"true models {unknown} are not among the candidates")
+    weights = np.zeros((len(rows), len(models)))
+    hits = np.zeros(len(rows))
+    records: list[dict[str, float | str]] = []
+    bar = tqdm(total=len(rows) * replicates, desc="confusion", disable=not progress)
+    for i, truth in enumerate(rows):
+        rng = model_stream(seed, truth)
+        own = models.index(truth)
+        for r in range(replicates):
+            params, spec, _ = simulate_from_prior(truth, rng, n, gamma)
             logz = np.array([_log_evidence_or_minus_inf(spec, o) for o in models])
             w = np.exp(logz - logz.max())
             w /= w.sum()
             weights[i] += w / replicates
-            hits[i] += float(w[i] > 0.5) / replicates
+            hits[i] += float(w[own] > 0.5) / replicates
+            rec: dict[str, float | str] = {"truth": truth, "replicate": r}
+            rec |= {f"true_{k}": float(v) for k, v in params.items()}
+            rec |= {f"w_{o}": float(x) for o, x in zip(models, w, strict=True)}
+            records.append(rec)
             bar.update()
     bar.close()
-    return weights, hits
+    return ConfusionResult(rows, weights, hits, records)
+
+
+def weight_reliability(
+    records: Sequence[dict[str, float | str]],
+    models: Sequence[str],
+    edges: Sequence[float] = (0.0, 0.1, 0.5, 0.9, 1.0),
+) -> list[tuple[float, float, int, float]]:
+    r"""Do the posterior model weights mean what they say?
+
+    Pools every (replicate, candidate model) pair and bins them by the weight
+    :math:`w` given to the candidate. With true models drawn in equal numbers
+    and equal prior model probabilities, a calibrated weight satisfies
+    :math:`P(\text{truth} = m \mid w_m = w) = w`: in each bin, the fraction of
+    pairs whose candidate is the truth should match the mean weight.
+
+    Returns
+    -------
+    list of (mean weight, fraction true, count, binomial sd of the fraction)
+        One tuple per non-empty bin.
+    """
+    w = np.array([[float(r[f"w_{m}"]) for m in models] for r in records])
+    is_true = np.array([[r["truth"] == m for m in models] for r in records])
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = (w >= lo) & ((w < hi) if hi < edges[-1] else (w <= hi))
+        c = int(sel.sum())
+        if c:
+            mean = float(w[sel].mean())
+            frac = float(is_true[sel].mean())
+            out.append((mean, frac, c, math.sqrt(max(mean * (1 - mean), 1e-12) / c)))
+    return out
 
 
 def _log_evidence_or_minus_inf(spec: Spectrum, model: str) -> float:
