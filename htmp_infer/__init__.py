@@ -11,6 +11,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from htmp_infer.compare import Comparison, compare  # noqa: E402
 from htmp_infer.distributions import HTMP, BetaLaguerre, ScaleFreeHTMP  # noqa: E402
 from htmp_infer.errors import (  # noqa: E402
     ConvergenceWarning,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HTMP",
     "BetaLaguerre",
+    "Comparison",
     "ConvergenceWarning",
     "HTMPError",
     "ScaleFreeHTMP",
@@ -35,6 +37,7 @@ __all__ = [
     "SufficientStats",
     "WeightsError",
     "__version__",
+    "compare",
     "fit",
     "sample_beta_laguerre",
     "sample_htmp",

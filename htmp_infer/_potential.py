@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpyro
 from jax import Array
 from numpyro import handlers
 from numpyro.distributions import constraints
@@ -24,6 +25,7 @@ from htmp_infer.errors import HTMPError
 
 __all__ = [
     "deterministic_sites",
+    "latent_priors",
     "latent_sites",
     "observed_log_likelihood",
     "potential",
@@ -59,6 +61,47 @@ def latent_sites(program: Callable[..., None], data: dict[str, Any]) -> dict[str
 
     jax.eval_shape(trace, data)
     return {name: jnp.zeros(shape) for name, shape in found.items()}
+
+
+class _AllLatentsSeen(Exception):
+    """Raised by :class:`_PriorCollector` once every latent site was visited."""
+
+
+class _PriorCollector(numpyro.primitives.Messenger):
+    """Record the distribution of each named latent site, then stop the program."""
+
+    def __init__(self, fn: Callable[..., None], names: set[str]) -> None:
+        self.names = names
+        self.found: dict[str, Any] = {}
+        super().__init__(fn)
+
+    def process_message(self, msg: dict[str, Any]) -> None:
+        latent = msg["type"] == "sample" and not msg["is_observed"]
+        if not latent or msg["name"] not in self.names:
+            return
+        self.found[msg["name"]] = msg["fn"]
+        msg["value"] = jnp.zeros(msg["fn"].shape())
+        if len(self.found) == len(self.names):
+            raise _AllLatentsSeen
+
+
+def latent_priors(
+    program: Callable[..., None], data: dict[str, Any], names: list[str]
+) -> dict[str, Any]:
+    """The prior distribution object of each latent site in ``names``.
+
+    The program runs eagerly only up to its last latent site (the priors come
+    first in every htmp-infer model), so the likelihood is never evaluated.
+    """
+    collector = _PriorCollector(program, set(names))
+    try:
+        collector(**data)
+    except _AllLatentsSeen:
+        pass
+    missing = set(names) - set(collector.found)
+    if missing:
+        raise HTMPError(f"latent sites {sorted(missing)} were not found")
+    return collector.found
 
 
 def potential(

@@ -23,6 +23,7 @@ from scipy.optimize import minimize
 from htmp_infer._grid_rule import BATCH, evaluate, pad
 from htmp_infer._potential import (
     deterministic_sites,
+    latent_priors,
     latent_sites,
     observed_log_likelihood,
     potential,
@@ -31,7 +32,7 @@ from htmp_infer.errors import HTMPError
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
-__all__ = ["latent_names", "site_values"]
+__all__ = ["latent_names", "prior_distributions", "site_values"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -103,6 +104,14 @@ def _potential_fns(
 def latent_names(model: str, spectrum: Spectrum) -> list[str]:
     """The latent coordinates of a model, in the order of :func:`site_values`."""
     return _potential_fns(model, spectrum)[0]
+
+
+def prior_distributions(model: str, spectrum: Spectrum) -> dict[str, Any]:
+    """The prior distribution (a NumPyro object) of each latent coordinate."""
+    (names, *_), _, data = _made(model, spectrum)
+    module = load_model(model)
+    program = functools.partial(module.model, **module.static_kwargs(spectrum))
+    return latent_priors(program, data, list(names))
 
 
 def site_values(

@@ -270,24 +270,31 @@ def _compare(args: argparse.Namespace) -> int:
     )
     table_csv = args.out.with_name(f"{args.out.stem}_comparison.csv")
     phase_csv = args.out.with_name(f"{args.out.stem}_phases.csv")
+    ident_csv = args.out.with_name(f"{args.out.stem}_identification.csv")
     with (
         atomic_path(args.out) as tmp_nc,
         atomic_path(table_csv) as tmp_t,
         atomic_path(phase_csv) as tmp_p,
+        atomic_path(ident_csv) as tmp_i,
     ):
         result.table.to_csv(tmp_t)
         phases.to_csv(tmp_p)
+        result.identification.to_csv(tmp_i, index=False)
         tree.to_netcdf(tmp_nc, engine="h5netcdf")
     with pd.option_context("display.width", 120):
         print(result.table.to_string(float_format=lambda v: f"{v:.4g}"))
         print()
         print(phases.to_string(float_format=lambda v: f"{v:.3f}"))
+        if len(result.identification):
+            print()
+            ident = result.identification.drop(columns=["q05", "q95"])
+            print(ident.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     best = result.phases.idxmax().item()
     print(
         f"most probable model: {result.best}; phase: {best} "
         f"(p = {float(result.phases.max()):.3f})"
     )
-    print(f"wrote {args.out}, {table_csv.name}, {phase_csv.name}")
+    print(f"wrote {args.out}, {table_csv.name}, {phase_csv.name}, {ident_csv.name}")
     return 0
 
 

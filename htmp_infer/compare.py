@@ -18,6 +18,11 @@ predict, while the joint evidence is exact and well defined (every model has the
 same improper :math:`d\log(\text{scale})` prior on its one scale parameter, which
 cancels in the ratios).
 
+Every model's grid also says what the spectrum identifies: the posterior
+contraction of each parameter and whether the likelihood bounds it on both
+sides, one side (a mechanism the spectrum cannot tell from its absence) or
+neither (:mod:`htmp_infer.identification`).
+
 The phase posterior (:mod:`htmp_infer.phases`) comes from the posterior of the
 ``htmp`` model (κ and the spike count): by default independent draws from the
 same quadrature grid that gives its evidence (:mod:`htmp_infer.grid_fit`), or a
@@ -40,6 +45,7 @@ from scipy.special import softmax
 
 from htmp_infer.errors import EvidenceWarning, HTMPError
 from htmp_infer.evidence import Evidence, GridPosterior, evidence_and_grid
+from htmp_infer.identification import identification
 from htmp_infer.inference import fit
 from htmp_infer.phases import phase_posterior
 from htmp_infer.registry import available_models
@@ -66,12 +72,17 @@ class Comparison:
         The posterior fits that were run (always ``htmp``).
     grids : dict of str to GridPosterior
         The quadrature grid of every model with continuous parameters.
+    identification : pandas.DataFrame
+        What the spectrum identifies: per model and parameter, the posterior
+        contraction and a verdict (``identified``, ``upper bound only``, ...;
+        :mod:`htmp_infer.identification`).
     """
 
     table: pd.DataFrame
     phases: xr.DataArray
     fits: dict[str, xr.DataTree] = field(default_factory=dict)
     grids: dict[str, GridPosterior] = field(default_factory=dict)
+    identification: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def best(self) -> str:
@@ -162,7 +173,13 @@ def compare(
             method=method,
             grid=grids.get(m),
         )
-    return Comparison(table, phase_posterior(fits["htmp"]), fits, grids)
+    return Comparison(
+        table,
+        phase_posterior(fits["htmp"]),
+        fits,
+        grids,
+        identification(spectrum, grids),
+    )
 
 
 def weights_of(log_evidences: Sequence[float]) -> np.ndarray:

@@ -83,6 +83,7 @@ COLUMNS = (
     "alpha_q95",
     "hill_alpha",
     "best_model",
+    "best_not_identified",
     "phase",
     "phase_prob",
     "n_spikes",
@@ -100,9 +101,10 @@ COLUMNS = (
 #: below this (see :func:`htmp_infer.predictive.ppc_pvalue`).
 POOR_FIT_P = 0.05
 
-#: Bumped when a layer's results change meaning (here: adaptive spike caps), so
-#: that a resumed scan redoes layers written by an older version.
-RESULTS_VERSION = 2
+#: Bumped when a layer's results change (2: adaptive spike caps; 3: the
+#: ``best_not_identified`` column), so that a resumed scan redoes layers written
+#: by an older version.
+RESULTS_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ def scan_layer(
         "alpha_q95": float(np.quantile(alpha, 0.95)),
         "hill_alpha": hill,
         "best_model": result.best,
+        "best_not_identified": _not_identified(result.identification, result.best),
         "phase": phase,
         "phase_prob": float(result.phases.max()),
         "n_spikes": float(np.median(spikes)),
@@ -236,6 +239,14 @@ def scan_layer(
     )
     tree.attrs.update({"layer": layer.name, "kind": layer.kind, "depth": layer.depth})
     return row, tree
+
+
+def _not_identified(ident: pd.DataFrame, model: str) -> str:
+    """The best model's parameters the spectrum does not identify, with why."""
+    rows = ident[(ident["model"] == model) & (ident["verdict"] != "identified")]
+    rows = rows[rows["verdict"] != "identified combination"]
+    pairs = zip(rows["parameter"], rows["verdict"], strict=True)
+    return "; ".join(f"{p}: {v}" for p, v in pairs)
 
 
 def _slug(i: int, name: str) -> str:

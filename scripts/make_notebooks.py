@@ -142,17 +142,29 @@ NB03 = [
     ),
     new_code_cell(
         "rng = np.random.default_rng(SEED)\n"
-        "rows, phases = {}, {}\n"
+        "rows, phases, idents = {}, {}, {}\n"
         "for truth in MODELS:\n"
         "    params, spectrum, _ = simulate_from_prior(truth, rng, N, GAMMA)\n"
         "    res = compare(spectrum, MODELS, seed=SEED, chains=2, draws=300,\n"
         "                  warmup=300, progress=False, ppc_draws=0)\n"
         "    rows[truth] = res.table['weight']\n"
         "    phases[truth] = res.phases.to_series()\n"
+        "    idents[truth] = res.identification\n"
         "pd.DataFrame(rows).T.round(3)  # rows: true model; columns: weight"
     ),
     new_markdown_cell("The phase posterior of each spectrum (from the `htmp` fit):"),
     new_code_cell("pd.DataFrame(phases).T.round(3)"),
+    new_markdown_cell(
+        "What each spectrum identifies in the `temperature` model. A tail index "
+        "with a *lower bound only* is one the spectrum cannot tell from the "
+        "model's HTMP limit b' → ∞; read it with the weights above "
+        "(`docs/model.md` §3)."
+    ),
+    new_code_cell(
+        "ident = pd.concat(idents, names=['truth']).reset_index(level=0)\n"
+        "ident = ident[ident['model'] == 'temperature']\n"
+        "ident[['truth', 'parameter', 'contraction', 'verdict']].round(3)"
+    ),
 ]
 
 NB04 = [

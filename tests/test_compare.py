@@ -176,6 +176,11 @@ def test_cli_compare_writes_tables_and_fits(tmp_path, capsys) -> None:  # type: 
     assert phases["probability"].sum() == pytest.approx(1.0, abs=1e-12)
     tree = xr.open_datatree(out, engine="h5netcdf")
     assert "fit_htmp" in tree.children and "comparison" in tree.children
+    ident = pd.read_csv(tmp_path / "cmp_identification.csv")
+    rows = set(zip(ident["model"], ident["parameter"], strict=True))
+    assert rows >= {("htmp", "log_kappa"), ("temperature", "log_tail")}
+    assert "log_relative_scale" not in set(ident["parameter"])
+    assert "contraction" in text and "verdict" in text
 
 
 @pytest.mark.parametrize(

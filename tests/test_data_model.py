@@ -161,3 +161,20 @@ def test_a_random_matrix_gets_a_finite_evidence_far_below_htmp() -> None:
     assert math.isfinite(ev.log_evidence)
     assert (ev.error > 0.1) == bool(flagged)
     assert log_evidence(spec, "htmp").log_evidence > ev.log_evidence + 2.0
+
+
+def test_identification_of_the_edge_on_an_htmp_spectrum(table) -> None:
+    """An HTMP spectrum is the `data` model's limit v → 0: an upper bound only.
+
+    The likelihood at v → 0 is the HTMP's; the low side is bounded only if the
+    best edge beats it by more than 2 nats, which a likelihood-ratio test puts
+    at P(χ²₁ > 4)/2 ≈ 2% for an HTMP spectrum (fixed seed here).
+    """
+    from htmp_infer import compare, sample_htmp
+
+    lam = np.sort(sample_htmp(2, N, 6.0, n_cols=M))
+    spec = Spectrum.from_eigenvalues(lam, n_cols=M)
+    result = compare(spec, ["htmp", "data"], draws=100, ppc_draws=0)
+    ident = result.identification.set_index(["model", "parameter"])
+    assert ident.loc[("data", "log_kappa"), "verdict"] == "identified"
+    assert ident.loc[("data", "log_relative_edge"), "verdict"] == "upper bound only"

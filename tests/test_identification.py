@@ -1,0 +1,71 @@
+"""What one spectrum identifies: verdicts, free sides and combinations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from htmp_infer import Spectrum, compare, sample_htmp
+from htmp_infer.identification import (
+    FREE_NATS,
+    _combinations,
+    _free_sides,
+    verdict,
+)
+
+
+def test_verdicts() -> None:
+    assert verdict(0.9, False, False) == "identified"
+    assert verdict(0.5, False, False) == "weakly identified"
+    assert verdict(0.9, True, False) == "upper bound only"  # the low side is free
+    assert verdict(0.9, False, True) == "lower bound only"
+    assert verdict(0.1, True, True) == "prior-dominated"
+
+
+def test_free_sides_read_the_likelihood_not_the_posterior() -> None:
+    x = np.linspace(-10.0, 5.0, 301)
+    flat_below = np.where(x < 0.0, 0.0, -0.5 * x**2 / 0.1)  # flat for x < 0
+    assert _free_sides(x, flat_below) == (True, False)
+    assert _free_sides(-x, flat_below) == (False, True)
+    peaked = -0.5 * (x + 2.5) ** 2
+    assert _free_sides(x, peaked) == (False, False)
+    assert _free_sides(x, np.zeros_like(x)) == (True, True)
+    # a sparse corner at the edge does not decide: 1 node of 301 (< 1%) there
+    corner = flat_below.copy()
+    corner[0] = -10 * FREE_NATS
+    x2 = x.copy()
+    x2[0] = -20.0
+    assert _free_sides(x2, corner) == (True, False)
+
+
+def test_a_product_is_reported_when_the_factors_are_not() -> None:
+    """x and y each echo their N(0, 1) priors, x + y is pinned to 0.1 sd."""
+    cov = np.array([[0.505, -0.495], [-0.495, 0.505]])  # var(x + y) = 0.02
+    rows = _combinations("m", ["x", "y"], np.array([0.3, -0.1]), cov, np.ones(2))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["parameter"] == "x + y"
+    assert row["mean"] == pytest.approx(0.2)
+    assert row["sd"] == pytest.approx(np.sqrt(0.02))
+    assert row["contraction"] == pytest.approx(1 - 0.02 / 2)
+    # independent, well-identified coordinates give no combination row
+    tight = 0.01 * np.eye(2)
+    assert _combinations("m", ["x", "y"], np.zeros(2), tight, np.ones(2)) == []
+
+
+def test_htmp_and_temperature_on_an_htmp_spectrum() -> None:
+    """κ is identified; the temperature tail index has a lower bound only.
+
+    An HTMP spectrum is `temperature`'s limit b' → ∞: its likelihood is flat
+    there, so only the prior ends the grid on that side.
+    """
+    lam = np.sort(sample_htmp(1, 200, 6.0, gamma=0.5))
+    spec = Spectrum.from_eigenvalues(lam, gamma=0.5)
+    result = compare(spec, ["htmp", "temperature"], draws=100, ppc_draws=0)
+    ident = result.identification.set_index(["model", "parameter"])
+    assert ident.loc[("htmp", "log_kappa"), "verdict"] == "identified"
+    assert ident.loc[("htmp", "log_kappa"), "contraction"] > 0.99
+    assert ident.loc[("temperature", "log_kappa"), "verdict"] == "identified"
+    assert ident.loc[("temperature", "log_tail"), "verdict"] == "lower bound only"
+    # the improper scale prior is never listed
+    assert "log_relative_scale" not in ident.index.get_level_values("parameter")
