@@ -14,8 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 
-from htmp_infer import Spectrum, fit, sample_htmp
-from htmp_infer.compare import compare
+from htmp_infer import Spectrum, compare, fit, sample_htmp
 
 GAMMA = 0.5
 

@@ -11,7 +11,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from htmp_infer.compare import Comparison, compare  # noqa: E402
+from htmp_infer.comparison import Comparison, compare  # noqa: E402
 from htmp_infer.distributions import HTMP, BetaLaguerre, ScaleFreeHTMP  # noqa: E402
 from htmp_infer.errors import (  # noqa: E402
     ConvergenceWarning,

@@ -233,7 +233,7 @@ def _compare(args: argparse.Namespace) -> int:
     import pandas as pd
     import xarray as xr
 
-    from htmp_infer.compare import compare
+    from htmp_infer.comparison import compare
     from htmp_infer.io import atomic_path
     from htmp_infer.registry import available_models
 

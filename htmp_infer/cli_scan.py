@@ -135,7 +135,7 @@ def _bundle(args: argparse.Namespace) -> SpectraBundle:
 def _scan(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from htmp_infer.compare import DEFAULT_MODELS
+    from htmp_infer.comparison import DEFAULT_MODELS
     from htmp_infer.registry import available_models
     from htmp_infer.scan import ScanOptions, scan
 

@@ -95,6 +95,7 @@ __all__ = [
 
 _SPACING = {1: 0.5, 2: 0.75, 3: 1.0}  # finer where nodes are cheap
 _IS_DRAWS = 20000
+_MIN_IS_ESS = 10.0  # importance samples with fewer effective draws have no error
 _MAX_COARSE = 2e5
 _MAX_ERROR = 0.1  # nats; a larger quadrature error is reported by EvidenceWarning
 #: Posterior draws on which the mass above the spike cap is measured. It is a mean
@@ -478,5 +479,12 @@ def _importance(
     grid = Grid(z, logw, np.full(d, 1e-300))  # weighted draws: a step CDF
     value = float(logsumexp(logw) - math.log(len(logw)))
     w = np.exp(logw - np.max(logw))
-    se = float(np.std(w) / (np.mean(w) * math.sqrt(len(w))))
-    return Evidence(model, value, se, d, "importance sampling", len(logw)), grid
+    ess = float(np.sum(w) ** 2 / np.sum(w**2))
+    method = "importance sampling"
+    if ess < _MIN_IS_ESS:
+        # a few draws carry all the weight: the proposal missed the posterior,
+        # and the spread of the weights says nothing about the error
+        se, method = math.inf, f"importance sampling, degenerate (ESS {ess:.1f})"
+    else:
+        se = float(np.std(w) / (np.mean(w) * math.sqrt(len(w))))
+    return Evidence(model, value, se, d, method, len(logw)), grid

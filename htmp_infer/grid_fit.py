@@ -23,7 +23,7 @@ r-hat to check: the attributes record the quadrature error and the effective
 number of grid nodes instead.
 
 Compared with NUTS (:func:`htmp_infer.inference.fit`), the grid costs one
-evidence evaluation, which :func:`htmp_infer.compare.compare` needs anyway, and
+evidence evaluation, which :func:`htmp_infer.compare` needs anyway, and
 no compilation of a sampler; it is what :func:`htmp_infer.scan.scan` uses by
 default.
 """
@@ -62,7 +62,7 @@ def grid_draws_tree(
         that the result has the shape of a NUTS fit.
     rng : numpy.random.Generator
     grid : GridPosterior, optional
-        A grid already computed (by :func:`htmp_infer.compare.compare`); else
+        A grid already computed (by :func:`htmp_infer.compare`); else
         :func:`~htmp_infer.evidence.posterior_grid` is called.
     constant_data : dict
         The ``constant_data`` group.

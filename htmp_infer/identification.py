@@ -17,14 +17,13 @@ Whether the spectrum bounds a coordinate at all is read from the likelihood,
 not from the posterior, because a thin prior tail can make a posterior narrow
 where the likelihood is flat. The grid extends along each coordinate until the
 posterior has dropped by 25 nats; on its nodes the log likelihood (relative to
-its maximum) is the log posterior minus the log prior. The range of
-:math:`\theta_j` is cut into :data:`BINS` bins, and the profile likelihood of a
-bin is its best node. A side of :math:`\theta_j` is *free* when the outermost
-bin on that side that holds at least 1% of the nodes has a profile within
-:data:`FREE_NATS` (2 nats, the 95% likelihood-ratio level of one parameter) of
-the maximum: there the prior, not the data, ended the grid. (Sparser bins are
-skipped: a tilted box reaches its extremes of one coordinate only in corners
-far off in the others.) The verdicts:
+its maximum) is the log posterior minus the log prior. A side of
+:math:`\theta_j` is *free* when some node beyond the posterior's 5% (95%)
+quantile by two posterior sd has a likelihood within :data:`FREE_NATS` (2 nats,
+the 95% likelihood-ratio level of one parameter) of the maximum: out there the
+prior, not the data, makes the posterior small. Where the likelihood bounds the
+coordinate, it has dropped by about :math:`3.6^2/2 \approx 6.5` nats at that
+distance (3.3 if prior and likelihood are equally wide). The verdicts:
 
 - ``identified``: both sides bounded and :math:`c_j \ge 0.75` (posterior sd
   at most half the prior's);
@@ -67,8 +66,8 @@ IDENTIFIED = 0.75
 """Contraction at and above which a bounded parameter counts as identified."""
 FREE_NATS = 2.0
 """Log-likelihood drop below which a side of a coordinate is not excluded."""
-BINS = 20
-"""Bins of the profile likelihood along each coordinate."""
+BEYOND = 2.0
+"""Posterior sd beyond the 5% / 95% quantiles where a free side is looked for."""
 COMBINATION_SD = 0.25
 """Posterior sd (in prior sd) at or below which a direction is identified."""
 COLUMNS = (
@@ -145,7 +144,12 @@ def identification(
                 v = "unresolved"
             else:
                 q05, q95 = (_quantile(grid, name, q) for q in (0.05, 0.95))
-                v = verdict(c, *_free_sides(x[:, j], log_lik))
+                far = BEYOND * sd
+                v = verdict(
+                    c,
+                    _free(log_lik[x[:, j] <= q05 - far]),
+                    _free(log_lik[x[:, j] >= q95 + far]),
+                )
             rows.append(
                 {
                     "model": model,
@@ -163,14 +167,9 @@ def identification(
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _free_sides(x: np.ndarray, log_lik: np.ndarray) -> tuple[bool, bool]:
-    """Whether the likelihood leaves the low and the high side of ``x`` free."""
-    edges = np.linspace(x.min(), x.max(), BINS + 1)
-    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, BINS - 1)
-    counts = np.bincount(which, minlength=BINS)
-    full = np.flatnonzero(counts >= max(1, 0.01 * x.size))
-    profile = [np.max(log_lik[which == b]) for b in (full[0], full[-1])]
-    return profile[0] > -FREE_NATS, profile[1] > -FREE_NATS
+def _free(log_lik: np.ndarray) -> bool:
+    """Whether some node of a side's tail has a likelihood near the maximum."""
+    return bool(log_lik.size) and bool(np.max(log_lik) > -FREE_NATS)
 
 
 def _combinations(
@@ -222,9 +221,18 @@ def _linear_name(coef: np.ndarray, names: list[str]) -> str:
 
 
 def _quantile(grid: GridPosterior, name: str, q: float) -> float:
-    """Quantile of the smoothed grid posterior (its CDF inverted by bisection)."""
+    """Quantile of the smoothed grid posterior (its CDF inverted by bisection).
+
+    Importance-sampling posteriors have no cell width (a bandwidth of 1e-300):
+    their weighted empirical quantile is used.
+    """
     j = grid.names.index(name)
     pts = grid.points[:, j]
-    pad = 10.0 * float(grid.bandwidth[j])
-    lo, hi = float(pts.min()) - pad, float(pts.max()) + pad
+    b = float(grid.bandwidth[j])
+    if not b > 1e-12 * max(1.0, float(np.ptp(pts))):
+        order = np.argsort(pts)
+        cum = np.cumsum(grid.weights[order]) / np.sum(grid.weights)
+        i = min(int(np.searchsorted(cum, q)), pts.size - 1)
+        return float(pts[order][i])
+    lo, hi = float(pts.min()) - 10.0 * b, float(pts.max()) + 10.0 * b
     return float(brentq(lambda v: grid.cdf(name, v) - q, lo, hi, xtol=1e-10))

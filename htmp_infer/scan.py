@@ -3,7 +3,7 @@ r"""Scan a network: every layer's fit, mechanism weights and phase, resumably.
 :func:`scan` takes weights (a file or directory, :mod:`htmp_infer.weights`) or a
 spectra bundle (:mod:`htmp_infer.bundle`), computes the spectra once (cached,
 :mod:`htmp_infer.spectra`) and runs, for every layer, :func:`scan_layer`: the
-mechanism comparison (:func:`htmp_infer.compare.compare`, which includes the
+mechanism comparison (:func:`htmp_infer.compare`, which includes the
 posterior of ``htmp``, by default drawn from its evidence grid
 (:mod:`htmp_infer.grid_fit`), and the 5+1 phase posterior), a Hill + KS-xmin α
 for side-by-side reading, and a posterior-predictive check.
@@ -49,7 +49,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from htmp_infer.bundle import LayerSpectrum, SpectraBundle, is_bundle
-from htmp_infer.compare import DEFAULT_MODELS, compare
+from htmp_infer.comparison import DEFAULT_MODELS, compare
 from htmp_infer.errors import HTMPError
 from htmp_infer.io import write_atomic
 from htmp_infer.peers import hill_ks_alpha

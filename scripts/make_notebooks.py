@@ -136,7 +136,7 @@ NB03 = [
         "import numpy as np\n"
         "import pandas as pd\n\n"
         "from htmp_infer.calibration import simulate_from_prior\n"
-        "from htmp_infer.compare import compare\n\n"
+        "from htmp_infer import compare\n\n"
         "N, GAMMA, SEED = 200, 0.5, 3\n"
         "MODELS = ['mp', 'htmp', 'inverse_htmp', 'temperature']"
     ),

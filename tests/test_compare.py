@@ -15,7 +15,7 @@ from scipy import integrate
 from htmp_infer import Spectrum, sample_htmp
 from htmp_infer._programs import _made
 from htmp_infer.cli import main
-from htmp_infer.compare import weights_of
+from htmp_infer.comparison import weights_of
 from htmp_infer.evidence import log_evidence, posterior_grid
 from htmp_infer.mechanisms import as_table, laguerre_bulk, spiked_data
 from models import htmp as htmp_model
@@ -241,7 +241,7 @@ def test_grid_fit_agrees_with_nuts(spectrum: Spectrum) -> None:
 
 def test_a_model_whose_evidence_fails_gets_weight_zero_and_a_warning(monkeypatch):
     """One model that cannot be integrated must not stop (or NaN) a comparison."""
-    import htmp_infer.compare as cmp
+    import htmp_infer.comparison as cmp
     from htmp_infer.errors import EvidenceWarning, HTMPError
 
     real = cmp.evidence_and_grid

@@ -178,3 +178,28 @@ def test_identification_of_the_edge_on_an_htmp_spectrum(table) -> None:
     ident = result.identification.set_index(["model", "parameter"])
     assert ident.loc[("data", "log_kappa"), "verdict"] == "identified"
     assert ident.loc[("data", "log_relative_edge"), "verdict"] == "upper bound only"
+
+
+def test_a_degenerate_importance_sample_is_a_failure_not_a_number(table) -> None:
+    """κ = 0.08: the smallest eigenvalue is ~1e-52, so Σ 1/λ ~ 1e52.
+
+    Any edge the prior allows is then impossible, the posterior of log v sits
+    ~40 prior sd out, and the Student-t importance sampler puts all its weight
+    on one draw (ESS 1). Its log evidence (about -1e40 here) and the spread of
+    its weights (1 nat) mean nothing, so the evidence fails with the reason and
+    ``compare`` gives the model weight 0.
+    """
+    from htmp_infer import compare, sample_htmp
+    from htmp_infer.errors import HTMPError
+    from htmp_infer.evidence import evidence_and_grid
+
+    lam = np.sort(sample_htmp(0, N, 0.08, n_cols=M))
+    spec = Spectrum.from_eigenvalues(lam, n_cols=M)
+    assert lam.min() < 1e-40
+    with pytest.raises(HTMPError, match="degenerate"):
+        evidence_and_grid(spec, "data")
+    with pytest.warns(UserWarning, match="weight 0"):
+        result = compare(spec, ["htmp", "data"], draws=50, ppc_draws=0)
+    assert result.table.loc["data", "weight"] == 0.0
+    assert result.table.loc["data", "method"].startswith("failed: ")
+    assert list(result.identification["model"]) == ["htmp"]

@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 
 from htmp_infer import Spectrum, compare, sample_htmp
-from htmp_infer.identification import (
-    FREE_NATS,
-    _combinations,
-    _free_sides,
-    verdict,
-)
+from htmp_infer.identification import _combinations, _free, verdict
 
 
 def test_verdicts() -> None:
@@ -22,20 +17,10 @@ def test_verdicts() -> None:
     assert verdict(0.1, True, True) == "prior-dominated"
 
 
-def test_free_sides_read_the_likelihood_not_the_posterior() -> None:
-    x = np.linspace(-10.0, 5.0, 301)
-    flat_below = np.where(x < 0.0, 0.0, -0.5 * x**2 / 0.1)  # flat for x < 0
-    assert _free_sides(x, flat_below) == (True, False)
-    assert _free_sides(-x, flat_below) == (False, True)
-    peaked = -0.5 * (x + 2.5) ** 2
-    assert _free_sides(x, peaked) == (False, False)
-    assert _free_sides(x, np.zeros_like(x)) == (True, True)
-    # a sparse corner at the edge does not decide: 1 node of 301 (< 1%) there
-    corner = flat_below.copy()
-    corner[0] = -10 * FREE_NATS
-    x2 = x.copy()
-    x2[0] = -20.0
-    assert _free_sides(x2, corner) == (True, False)
+def test_a_side_is_free_only_if_the_likelihood_is_near_its_maximum() -> None:
+    assert _free(np.array([-5.0, -1.0, -9.0]))
+    assert not _free(np.array([-5.0, -2.5, -9.0]))
+    assert not _free(np.empty(0))  # the grid never got that far: bounded
 
 
 def test_a_product_is_reported_when_the_factors_are_not() -> None:
@@ -69,3 +54,19 @@ def test_htmp_and_temperature_on_an_htmp_spectrum() -> None:
     assert ident.loc[("temperature", "log_tail"), "verdict"] == "lower bound only"
     # the improper scale prior is never listed
     assert "log_relative_scale" not in ident.index.get_level_values("parameter")
+
+
+def test_quantiles_of_weighted_draws_without_cell_width() -> None:
+    """Importance-sampling grids carry bandwidth 1e-300: an empirical quantile."""
+    from htmp_infer.evidence import Evidence, GridPosterior
+    from htmp_infer.identification import _quantile
+
+    pts = np.array([[0.0], [1.0], [2.0], [3.0]])
+    w = np.array([0.3, 0.2, 0.4, 0.1])
+    ev = Evidence("m", 0.0, 0.0, 1, "importance sampling", 4)
+    grid = GridPosterior(["x"], pts, w, np.full(1, 1e-300), ev)
+    assert _quantile(grid, "x", 0.05) == 0.0
+    assert _quantile(grid, "x", 0.6) == 2.0
+    assert _quantile(grid, "x", 0.95) == 3.0
+    smooth = GridPosterior(["x"], pts, w, np.full(1, 0.3), ev)
+    assert smooth.cdf("x", _quantile(smooth, "x", 0.6)) == pytest.approx(0.6, abs=1e-9)
