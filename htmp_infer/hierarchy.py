@@ -19,12 +19,11 @@ import jax
 import numpy as np
 import pandas as pd
 import xarray as xr
-from arviz_base import from_numpyro
 
 from htmp_infer.diagnostics import check_convergence
 from htmp_infer.errors import HTMPError
 from htmp_infer.evidence import spike_cap
-from htmp_infer.nuts import run_nuts
+from htmp_infer.nuts import run_nuts, to_datatree
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["LayerGroupFit", "fit_layers"]
@@ -157,7 +156,7 @@ def fit_layers(
         "group_log_kappa": ["kind"],
         "eigenvalues": ["layer", "eig"],
     }
-    tree = from_numpyro(
+    tree = to_datatree(
         run,
         log_likelihood=True,
         coords={

@@ -10,7 +10,6 @@ from typing import Any, Literal
 import jax
 import numpy as np
 import xarray as xr
-from arviz_base import from_numpyro
 from scipy.special import logsumexp
 
 from htmp_infer._programs import latent_names
@@ -23,7 +22,7 @@ from htmp_infer.evidence import (
     spike_profile,
 )
 from htmp_infer.grid_fit import grid_diagnostics, grid_draws_tree
-from htmp_infer.nuts import run_nuts
+from htmp_infer.nuts import run_nuts, to_datatree
 from htmp_infer.predictive import posterior_predictive
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
@@ -182,7 +181,7 @@ def _nuts_fit(
             progress=progress,
             label=f"{model} on {spectrum.name}",
         )
-        dt = from_numpyro(
+        dt = to_datatree(
             run,
             log_likelihood=True,
             constant_data=_constant_data(spectrum),

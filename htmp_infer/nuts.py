@@ -12,23 +12,46 @@ builds NumPyro's own NUTS kernel (``numpyro.infer.hmc.hmc``) once per
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
+from arviz_base import from_numpyro
 from arviz_base.io_numpyro import NumPyroInferenceAdapter
 from numpyro.infer.hmc import hmc
 from tqdm.auto import tqdm
 
 from htmp_infer._potential import deterministic_sites, latent_sites, potential
 
-__all__ = ["NUTSRun", "run_nuts"]
+__all__ = ["NUTSRun", "run_nuts", "to_datatree"]
 
 MAX_TREE_DEPTH = 10
 _INIT_RADIUS = 2.0  # numpyro's init_to_uniform: U(-2, 2) in unconstrained space
 _STATS = ("num_steps", "diverging", "energy", "accept_prob")
+
+
+def to_datatree(run: NumPyroInferenceAdapter, **kwargs: Any) -> xr.DataTree:
+    """``arviz_base.from_numpyro(run, **kwargs)``, safe against import order.
+
+    arviz-base 1.3 loads numpyro lazily (``lazy_loader``). When ``arviz_base``
+    or ``arviz_plots`` is imported before numpyro, the first ``import
+    numpyro.infer`` executes that package twice, and the second copy lacks its
+    submodules as attributes, so ``from_numpyro`` fails on
+    ``numpyro.infer.initialization`` (``import arviz_plots; import numpyro.infer
+    as ni; hasattr(ni, "initialization")`` is ``False``). The loaded submodules
+    are put back as attributes first.
+    """
+    infer = sys.modules.get("numpyro.infer")
+    if infer is not None:
+        for name, module in list(sys.modules.items()):
+            head, _, sub = name.rpartition(".")
+            if head == "numpyro.infer" and not hasattr(infer, sub):
+                setattr(infer, sub, module)
+    return from_numpyro(run, **kwargs)
 
 
 def _chunk_length(total: int) -> int:

@@ -131,3 +131,25 @@ def test_bad_run_lengths_raise(spectrum):
         fit(spectrum, chains=0)
     with pytest.raises(HTMPError, match="unknown model"):
         fit(spectrum, model="nope")
+
+
+def test_nuts_fit_after_arviz_plots_is_imported_first() -> None:
+    """arviz-base 1.3 loads numpyro lazily; importing arviz_plots first used to
+    break ``from_numpyro`` (``numpyro.infer`` without its ``initialization``
+    attribute). A fresh interpreter, in that order, must still fit."""
+    import subprocess
+    import sys
+
+    code = (
+        "import arviz_plots\n"
+        "import htmp_infer as hi\n"
+        "lam = hi.sample_htmp(0, 30, 2.0, gamma=0.5)\n"
+        "s = hi.Spectrum.from_eigenvalues(lam, gamma=0.5)\n"
+        "dt = hi.fit(s, chains=1, draws=20, warmup=20, ppc_draws=0, progress=False)\n"
+        "print(sorted(dt.children))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "posterior" in out.stdout
