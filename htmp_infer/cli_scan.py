@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from htmp_infer.errors import HTMPError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from htmp_infer.bundle import SpectraBundle
 
 __all__ = ["add_parsers"]
@@ -189,6 +191,8 @@ def _scan(args: argparse.Namespace) -> int:
             result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3g}")
         )
     n_poor = int(result.table["poor_fit"].sum())
+    for line in unidentified_lines(result.table):
+        print(line)
     print(
         f"{len(result.table)} layers fitted ({len(result.resumed)} resumed), "
         f"{len(result.skipped)} tensors skipped or failed (skipped.csv), "
@@ -236,3 +240,20 @@ def _compare_layers(args: argparse.Namespace) -> int:
         write_atomic(Path(f"{stem}_layers.csv"), lambda p: result.standouts.to_csv(p))
         print(f"wrote {args.out}, {stem}_groups.csv, {stem}_layers.csv")
     return 0
+
+
+def unidentified_lines(table: pd.DataFrame) -> list[str]:
+    """One line per layer whose best model has a parameter the spectrum does not
+    identify (the ``best_not_identified`` column), for the CLI summary."""
+    what = (
+        table["best_not_identified"]
+        .astype(object)
+        .where(table["best_not_identified"].notna(), "")
+    )
+    rows = table[what != ""]
+    return [
+        f"not identified in {layer} ({best}): {text}"
+        for layer, best, text in zip(
+            rows["layer"], rows["best_model"], what[what != ""], strict=True
+        )
+    ]

@@ -262,3 +262,23 @@ def test_parallel_jobs_give_the_same_table(scanned):
     pd.testing.assert_frame_equal(parallel.table[cols], result.table[cols])
     with pytest.raises(HTMPError, match="jobs must be"):
         scan(bundle, None, options=OPTIONS, progress=False, plots=False, jobs=0)
+
+
+def test_cli_lists_the_layers_whose_best_model_is_not_identified() -> None:
+    import pandas as pd
+
+    from htmp_infer.cli_scan import unidentified_lines
+
+    table = pd.DataFrame(
+        {
+            "layer": ["a", "b", "c"],
+            "best_model": ["temperature", "htmp", "data"],
+            "best_not_identified": ["log_tail: lower bound only", None, ""],
+        }
+    )
+    assert unidentified_lines(table) == [
+        "not identified in a (temperature): log_tail: lower bound only"
+    ]
+    # read back from scan.csv, an all-empty column is all NaN
+    empty = table.assign(best_not_identified=float("nan"))
+    assert unidentified_lines(empty) == []
