@@ -40,11 +40,14 @@ distance (3.3 if prior and likelihood are equally wide). The verdicts:
 **Combinations.** Two parameters that one spectrum cannot tell apart can still
 have an identified combination (a product, i.e. a sum of logs). In prior-sd
 units the posterior covariance has an eigen-direction of small variance that is
-not one coordinate. Every eigen-direction with posterior sd at most a quarter of
-the prior's whose largest component is below 0.95 (of a unit vector) is reported
-as a row ``a·x + b·y`` (in the model's own coordinates, the largest coefficient
-1), with verdict ``identified combination``. Covariances summarise curved
-posteriors only roughly; the rows name the direction, the grid has the rest.
+not one coordinate. Among the coordinates that are not identified on their own
+(at least two), every such eigen-direction with posterior sd at most a quarter
+of the prior's whose largest component is below 0.95 (of a unit vector) is
+reported as a row ``a·x + b·y`` (in the model's own coordinates, the largest
+coefficient 1), with verdict ``identified combination``. (Between identified
+coordinates a correlated posterior has such directions too; they add nothing.)
+Covariances summarise curved posteriors only roughly; the rows name the
+direction, the grid has the rest.
 """
 
 from __future__ import annotations
@@ -163,7 +166,11 @@ def identification(
                     "verdict": v,
                 }
             )
-        rows.extend(_combinations(model, proper, mean, cov, prior_sd))
+        own = rows[-len(proper) :]
+        vague = [j for j, r in enumerate(own) if r["verdict"] != "identified"]
+        names = [proper[j] for j in vague]
+        sub = cov[np.ix_(vague, vague)]
+        rows.extend(_combinations(model, names, mean[vague], sub, prior_sd[vague]))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
