@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpyro.distributions import ImproperUniform
 from scipy.optimize import brentq
 
 from htmp_infer._programs import prior_distributions
@@ -122,7 +123,7 @@ def identification(
     rows: list[dict[str, Any]] = []
     for model, grid in grids.items():
         priors = prior_distributions(model, spectrum)
-        proper = [n for n in grid.names if hasattr(priors[n], "scale")]
+        proper = [n for n in grid.names if not isinstance(priors[n], ImproperUniform)]
         if not proper:
             continue
         cols = [grid.names.index(n) for n in proper]
@@ -132,7 +133,7 @@ def identification(
         cov = (x - mean).T @ ((x - mean) * w[:, None]) + np.diag(
             grid.bandwidth[cols] ** 2
         )
-        prior_sd = np.array([float(priors[n].scale) for n in proper])
+        prior_sd = np.sqrt([float(priors[n].variance) for n in proper])
         log_prior = sum(
             np.asarray(priors[n].log_prob(x[:, j])) for j, n in enumerate(proper)
         )
@@ -167,7 +168,11 @@ def identification(
                 }
             )
         own = rows[-len(proper) :]
-        vague = [j for j, r in enumerate(own) if r["verdict"] != "identified"]
+        vague = [
+            j
+            for j, r in enumerate(own)
+            if r["verdict"] not in ("identified", "unresolved")
+        ]
         names = [proper[j] for j in vague]
         sub = cov[np.ix_(vague, vague)]
         rows.extend(_combinations(model, names, mean[vague], sub, prior_sd[vague]))
