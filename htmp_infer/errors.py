@@ -32,3 +32,11 @@ class ConvergenceWarning(UserWarning):
 
 class EvidenceWarning(UserWarning):
     """An evidence whose quadrature error exceeds 0.1 nats (reported with it)."""
+
+
+class CensoredSpikesWarning(EvidenceWarning):
+    """The posterior presses against the largest spike count the prior allows.
+
+    The posterior is exact for the model's prior; the warning says that prior
+    may be too narrow for this spectrum (``cap_mass`` says by how much).
+    """

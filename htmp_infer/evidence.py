@@ -72,7 +72,7 @@ from htmp_infer._programs import (
     _potential_fns,
     site_values,
 )
-from htmp_infer.errors import EvidenceWarning, HTMPError
+from htmp_infer.errors import CensoredSpikesWarning, EvidenceWarning, HTMPError
 from htmp_infer.registry import load_model
 from htmp_infer.spectrum import Spectrum
 from htmp_infer.spikes import (
@@ -244,7 +244,7 @@ def evidence_and_grid(
     (:func:`spike_cap`); after the grid, the posterior mass above it is measured
     on 32 grid draws and the cap raised and the grid rebuilt while it exceeds
     :data:`~htmp_infer.spikes.CAP_MASS`. A cap that binds at the prior's limit
-    gets an :class:`EvidenceWarning`.
+    gets a :class:`~htmp_infer.errors.CensoredSpikesWarning`.
 
     Returns
     -------
@@ -270,7 +270,7 @@ def evidence_and_grid(
         cap, mode = needed, None
     if ev.spike_cap >= limit and ev.cap_mass > CAP_MASS:
         warnings.warn(
-            EvidenceWarning(
+            CensoredSpikesWarning(
                 f"{model!r}: the posterior puts {ev.cap_mass:.0%} on {cap} spikes, "
                 f"the most its spike prior allows: the spike count is censored there"
             ),

@@ -82,3 +82,27 @@ def test_sbc_detects_the_data_model_without_its_mean_field_correction(monkeypatc
         monkeypatch.undo()
         forget_compiled()  # later tests must not see the broken model
     assert res.pvalue["log_relative_edge"] < 1e-6, res.counts["log_relative_edge"]
+
+
+@pytest.mark.parametrize(("censored", "failed"), [(True, 0), (False, 4)])
+def test_sbc_fails_unresolved_posteriors_not_censored_spike_counts(
+    monkeypatch, censored: bool, failed: int
+) -> None:
+    """An EvidenceWarning (quadrature error > 0.1 nats) fails a replicate; mass
+    on the largest spike count the prior allows does not: the posterior is
+    exact for the prior the spectra come from."""
+    import warnings
+
+    from htmp_infer import calibration
+    from htmp_infer.errors import CensoredSpikesWarning, EvidenceWarning
+
+    real = calibration.posterior_grid
+
+    def warned(spec, model):  # type: ignore[no-untyped-def]
+        kind = CensoredSpikesWarning if censored else EvidenceWarning
+        warnings.warn(kind("test"), stacklevel=2)
+        return real(spec, model)
+
+    monkeypatch.setattr(calibration, "posterior_grid", warned)
+    res = sbc("htmp", n=40, gamma=GAMMA, replicates=4, seed=1)
+    assert res.failed == failed
