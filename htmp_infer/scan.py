@@ -243,8 +243,8 @@ def scan_layer(
 
 def _not_identified(ident: pd.DataFrame, model: str) -> str:
     """The best model's parameters the spectrum does not identify, with why."""
-    rows = ident[(ident["model"] == model) & (ident["verdict"] != "identified")]
-    rows = rows[rows["verdict"] != "identified combination"]
+    settled = ident["verdict"].isin(("identified", "identified combination"))
+    rows = ident[(ident["model"] == model) & ~settled]
     pairs = zip(rows["parameter"], rows["verdict"], strict=True)
     return "; ".join(f"{p}: {v}" for p, v in pairs)
 

@@ -282,3 +282,25 @@ def test_cli_lists_the_layers_whose_best_model_is_not_identified() -> None:
     # read back from scan.csv, an all-empty column is all NaN
     empty = table.assign(best_not_identified=float("nan"))
     assert unidentified_lines(empty) == []
+
+
+def test_best_not_identified_lists_only_the_best_model_s_open_parameters() -> None:
+    import pandas as pd
+
+    from htmp_infer.scan import _not_identified
+
+    ident = pd.DataFrame(
+        {
+            "model": ["htmp", "temperature", "temperature", "temperature"],
+            "parameter": ["log_kappa", "log_kappa", "log_tail", "log_kappa + log_tail"],
+            "verdict": [
+                "upper bound only",
+                "identified",
+                "lower bound only",
+                "identified combination",
+            ],
+        }
+    )
+    assert _not_identified(ident, "temperature") == "log_tail: lower bound only"
+    assert _not_identified(ident, "htmp") == "log_kappa: upper bound only"
+    assert _not_identified(ident, "mp") == ""
