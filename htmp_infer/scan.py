@@ -102,9 +102,9 @@ COLUMNS = (
 POOR_FIT_P = 0.05
 
 #: Bumped when a layer's results change (2: adaptive spike caps; 3: the
-#: ``best_not_identified`` column), so that a resumed scan redoes layers written
-#: by an older version.
-RESULTS_VERSION = 3
+#: ``best_not_identified`` column; 4: the ``data`` model's edge prior), so that a
+#: resumed scan redoes layers written by an older version.
+RESULTS_VERSION = 4
 
 
 @dataclass(frozen=True)

@@ -122,9 +122,12 @@ def test_grid_fit_reports_the_identified_edge() -> None:
     assert np.quantile(v, 0.01) < 0.5 < np.quantile(v, 0.99)
 
 
-def test_prior_puts_the_table_box_at_three_sd() -> None:
+def test_prior_puts_its_box_at_three_sd_inside_the_table() -> None:
+    from htmp_infer.data_edge import EDGE_RANGE, KAPPA_RANGE
     from models.data import LOG_EDGE, LOG_KAPPA, box_prior
 
+    assert LOG_KAPPA == pytest.approx(np.log(KAPPA_RANGE), rel=1e-12)
+    assert np.log(EDGE_RANGE[0]) <= LOG_EDGE[0] < LOG_EDGE[1] <= np.log(EDGE_RANGE[1])
     for bounds in (LOG_KAPPA, LOG_EDGE):
         d = box_prior(bounds)
         assert float(d.loc - 3 * d.scale) == pytest.approx(bounds[0], rel=1e-12)
