@@ -42,8 +42,11 @@ Priors
   (a non-local prior in the sense of Johnson & Rossell, 2010; the confusion
   benchmark's numbers are in ``docs/model.md``);
 - rate :math:`\vartheta`: scale-invariant :math:`d\log\vartheta` (improper),
-  sampled as ``log_relative_scale`` :math:`= \log(E/(S\vartheta))`, zero at the
-  HTMP conjugate mode :math:`\vartheta = E/S`;
+  sampled as ``log_relative_scale`` :math:`= \log(E/(S_K\vartheta))`, with
+  :math:`S_K` the sum of all but the :math:`K` largest eigenvalues (:math:`K` the
+  spike cap), so that spikes holding most of the trace do not move the origin
+  of the mode search. The prior is flat in this coordinate, so the anchor
+  changes neither the posterior nor the evidence;
 - spikes: :math:`P(k)\propto 2^{-k}`, Gamma(2, 1) Pareto index.
 """
 
@@ -143,7 +146,9 @@ def model(
     tab = as_table(sizes, table)
     n = sizes[0]
     energy = kappa * (n_cols - n + 1.0) / 2.0 + kappa * (n - 1.0) / 2.0
-    rate = numpyro.deterministic("rate", energy / tab.total[0] * jnp.exp(-log_s))
+    # anchored on the bulk without the K largest values (K the spike cap), so a
+    # spike holding most of the trace does not push the mode out of the search box
+    rate = numpyro.deterministic("rate", energy / tab.total[-1] * jnp.exp(-log_s))
     u = v * _unit_mean(kappa, n, n_cols)  # h' ϑ
     numpyro.deterministic("edge", u / rate)
     r = (n_cols - n + 1.0) / (2.0 * jnp.asarray(sizes, dtype=float))
@@ -209,4 +214,5 @@ def relative_scale(params: dict[str, float], spectrum: Spectrum) -> float:
     """``log_relative_scale`` of parameters ``params`` for ``spectrum``."""
     n, m = spectrum.n, spectrum.n_cols
     energy = params["kappa"] * ((m - n + 1.0) / 2.0 + (n - 1.0) / 2.0)
-    return float(np.log(energy / (spectrum.stats.total * params["rate"])))
+    bulk = np.sort(spectrum.eigenvalues)[: n - default_max_spikes(n)]
+    return float(np.log(energy / (float(np.sum(bulk)) * params["rate"])))
