@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from htmp_infer._numerics import log_abs_vandermonde
 from htmp_infer.gas_mcmc import sample_gas_mcmc
 from htmp_infer.jacobi import betaprime_log_normalizer
 from htmp_infer.sampling_jacobi import sample_betaprime
@@ -55,11 +56,6 @@ NAMES = ("log_kappa", "log_tail", "log_edge", "log_scale")
 
 def _log_weight(x: Array, a: Array, p: Array, h: Array, c: Array) -> Array:
     return (a - 1.0) * jnp.log(x) - p * jnp.log1p(x / c) - h / x
-
-
-def _log_vandermonde(lam: np.ndarray) -> float:
-    d = np.abs(lam[:, None] - lam[None, :])
-    return float(np.sum(np.log(d[np.triu_indices(lam.size, 1)])))
 
 
 def scores(
@@ -76,7 +72,7 @@ def scores(
             [
                 kappa
                 * (
-                    _log_vandermonde(lam) / n
+                    log_abs_vandermonde(lam) / n
                     + r * float(np.sum(np.log(lam)))
                     - (r + (n - 1.0) / n) * log1p
                 ),
