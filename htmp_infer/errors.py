@@ -6,6 +6,7 @@ __all__ = [
     "ConvergenceWarning",
     "EvidenceWarning",
     "HTMPError",
+    "OutputError",
     "SpectrumError",
     "WeightsError",
 ]
@@ -24,6 +25,10 @@ class SpectrumError(HTMPError, ValueError):
 
 class WeightsError(HTMPError, ValueError):
     """A checkpoint (weights file or directory) that cannot be read."""
+
+
+class OutputError(HTMPError, ValueError):
+    """An output path that cannot be written, or that would replace an input."""
 
 
 class ConvergenceWarning(UserWarning):

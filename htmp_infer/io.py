@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import tempfile
 import zipfile
@@ -12,9 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from htmp_infer.errors import SpectrumError
+from htmp_infer.errors import OutputError, SpectrumError
 
-__all__ = ["atomic_path", "read_spectrum_file", "write_spectrum_npz"]
+__all__ = [
+    "atomic_path",
+    "check_output_dir",
+    "check_output_file",
+    "read_spectrum_file",
+    "reading",
+    "write_atomic",
+    "write_spectrum_npz",
+]
+
+#: Files and folders the running command reads: no output may replace them.
+_INPUTS: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar(
+    "htmp_infer_inputs", default=()
+)
 
 EIGENVALUE_SUFFIXES = (".npy", ".npz", ".txt", ".csv")
 _EIG_KEYS = ("eigenvalues", "eigvals", "evals", "lambda")
@@ -101,17 +115,103 @@ def read_spectrum_file(
 
 
 @contextlib.contextmanager
+def reading(*paths: str | Path) -> Iterator[None]:
+    """Declare the inputs of a command: no output written inside may replace them.
+
+    While the block runs, :func:`atomic_path` (and so every writer of the
+    package) refuses a target that is one of ``paths``, or an existing file
+    inside one of them when it is a folder. Blocks nest.
+    """
+    resolved = tuple(Path(p).resolve() for p in paths)
+    token = _INPUTS.set(_INPUTS.get() + resolved)
+    try:
+        yield
+    finally:
+        _INPUTS.reset(token)
+
+
+def _refuse_input(target: Path) -> None:
+    real = target.resolve()
+    for src in _INPUTS.get():
+        if real == src or (src.is_dir() and real.is_file() and src in real.parents):
+            raise OutputError(
+                f"{target}: refusing to write over an input of this command ({src})"
+            )
+
+
+def _name_ok(path: Path, what: str) -> None:
+    try:
+        os.fsdecode(os.fsencode(path)).encode("utf-8")
+    except UnicodeError:
+        raise OutputError(
+            f"{what} {os.fsencode(path)!r}: the name is not valid UTF-8"
+        ) from None
+
+
+def _writable_parent(path: Path, what: str) -> None:
+    """The nearest existing ancestor of ``path`` is a folder we can write in."""
+    parent = path.parent
+    while not parent.exists():
+        if parent.is_symlink():
+            raise OutputError(f"{what} {path}: {parent} is a broken link")
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{what} {path}: {parent} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{what} {path}: {parent} is not writable")
+
+
+def check_output_file(path: str | Path, *, what: str = "output") -> Path:
+    """Check, before any work, that ``path`` can be written as a file.
+
+    Raises
+    ------
+    OutputError
+        The path is a folder, its parent is a file or not writable, its name is
+        not UTF-8, or it is an input of the running command (see :func:`reading`).
+    """
+    p = Path(path)
+    _name_ok(p, what)
+    if p.is_dir():
+        raise OutputError(f"{what} {p}: is a folder, expected a file name")
+    _writable_parent(p, what)
+    _refuse_input(p)
+    return p
+
+
+def check_output_dir(path: str | Path, *, what: str = "output folder") -> Path:
+    """Check, before any work, that ``path`` is (or can be made) a writable folder."""
+    p = Path(path)
+    _name_ok(p, what)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{what} {p}: exists and is not a folder")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise OutputError(f"{what} {p}: is not writable")
+    else:
+        _writable_parent(p, what)
+    _refuse_input(p)
+    return p
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place on success.
 
     Nothing is left at ``path`` (nor a temporary file) when the block raises, so a
-    reader never sees a half-written output.
+    reader never sees a half-written output. A target that is an input of the
+    running command (:func:`reading`) is refused, and a place that cannot be
+    written is reported as :class:`~htmp_infer.errors.OutputError`.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
-    )
+    check_output_file(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
+        )
+    except OSError as exc:
+        raise OutputError(f"output {target}: cannot write ({exc.strerror})") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
