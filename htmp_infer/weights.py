@@ -23,7 +23,11 @@ directory (Hugging Face layout)
 
 ``load()`` returns the stored dtype, except that bfloat16 (and the float8 types)
 become float32. Every failure, at open or at load (including a file changed
-since it was indexed), is a one-line :class:`WeightsError` naming the file.
+since it was indexed), is a one-line :class:`WeightsError` naming the file as
+the user gave it. A directory is untrusted input: a shard or file that resolves,
+links followed, outside it is refused (:func:`_confined`); safetensors headers
+are checked field by field (:mod:`htmp_infer.safetensors_header`) and ``.npy``
+members must hold exactly the bytes their shape and dtype need.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ import math
 import os
 import pickle
 import re
-import struct
 import zipfile
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -45,6 +48,7 @@ from safetensors import SafetensorError, safe_open
 
 from htmp_infer.errors import WeightsError
 from htmp_infer.io import write_atomic
+from htmp_infer.safetensors_header import read_header
 
 __all__ = [
     "TensorRef",
@@ -88,11 +92,11 @@ _READ_ERRORS += (EOFError, RuntimeError, zipfile.BadZipFile, SafetensorError)
 
 
 def _err(path: Path, msg: str, exc: BaseException | None = None) -> WeightsError:
-    """``"<file name>: msg (first line of exc)"``."""
+    """``"<path>: msg (first line of exc)"``, the path as the user gave it."""
     if exc is not None:
         lines = str(exc).strip().splitlines()
         msg += f" ({lines[0] if lines else type(exc).__name__})"
-    return WeightsError(f"{path.name}: {msg}")
+    return WeightsError(f"{path}: {msg}")
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -123,33 +127,6 @@ def _ref(
 
 
 # --- safetensors -------------------------------------------------------------
-def _safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
-    """Parse and bounds-check the JSON header; return it and the data offset."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise _err(path, f"not a safetensors file (only {size} bytes)")
-        n = struct.unpack("<Q", head)[0]
-        if n > size - 8:
-            msg = f"truncated or not safetensors: header of {n} bytes in {size}"
-            raise _err(path, msg)
-        raw = fh.read(n)
-    try:
-        header = json.loads(raw)
-        base = 8 + n
-        for name, info in header.items():
-            start, end = (0, 0) if name == "__metadata__" else info["data_offsets"]
-            if not 0 <= int(start) <= int(end) or base + int(end) > size:
-                msg = f"truncated: tensor {name!r} ends at byte {base + int(end)}"
-                raise _err(path, f"{msg}, the file has {size}")
-    except WeightsError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise _err(path, "corrupt safetensors header", exc) from None
-    return header, base
-
-
 def _read_bf16(path: Path, offset: int, shape: tuple[int, ...]) -> np.ndarray:
     count = math.prod(shape)
     u16 = np.fromfile(path, dtype="<u2", count=count, offset=offset)
@@ -172,7 +149,7 @@ def _st_dtype(code: str) -> str:
 
 
 def _open_safetensors(path: Path) -> list[TensorRef]:
-    header, base = _safetensors_header(path)
+    header, base = read_header(path, str(path))
     with safe_open(str(path), framework="numpy") as f:
         slices = [(k, f.get_slice(k)) for k in f.keys()]
         index = [(k, tuple(s.get_shape()), str(s.get_dtype())) for k, s in slices]
@@ -237,6 +214,7 @@ def _open_torch(path: Path) -> list[TensorRef]:
 
 # --- NumPy -------------------------------------------------------------------
 def _npy_header(fh: IO[bytes], path: Path, name: str) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype name of an ``.npy`` stream; checks ``fh`` holds the data."""
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
         shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
@@ -244,7 +222,20 @@ def _npy_header(fh: IO[bytes], path: Path, name: str) -> tuple[tuple[int, ...], 
         shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
     if dtype.hasobject:
         raise _err(path, f"{name}: refused: holds pickled Python objects")
+    if any(d < 0 for d in shape):
+        raise _err(path, f"{name}: shape {shape} has a negative dimension")
     return tuple(shape), dtype.name
+
+
+def _check_size(
+    path: Path, name: str, shape: tuple[int, ...], dtype: str, data: int
+) -> None:
+    """The data bytes of an ``.npy`` are exactly what its shape and dtype need."""
+    need = math.prod(shape) * np.dtype(dtype).itemsize
+    if data != need:
+        what = "truncated: " if data < need else ""
+        msg = f"{name}: {what}holds {data} data bytes, its shape {shape} of {dtype}"
+        raise _err(path, f"{msg} needs {need}")
 
 
 def _read_npz(path: Path, name: str) -> np.ndarray:
@@ -255,11 +246,15 @@ def _read_npz(path: Path, name: str) -> np.ndarray:
 def _open_npz(path: Path) -> list[TensorRef]:
     refs = []
     with zipfile.ZipFile(path) as zf:
-        for name in (
-            m.removesuffix(".npy") for m in zf.namelist() if m.endswith(".npy")
-        ):
-            with zf.open(f"{name}.npy") as fh:
+        seen: set[str] = set()
+        for info in (i for i in zf.infolist() if i.filename.endswith(".npy")):
+            name = info.filename.removesuffix(".npy")
+            if name in seen:
+                raise _err(path, f"{name}: two members of that name")
+            seen.add(name)
+            with zf.open(info) as fh:
                 shape, dtype = _npy_header(fh, path, name)
+                _check_size(path, name, shape, dtype, info.file_size - fh.tell())
             refs.append(_ref(path, name, shape, dtype, partial(_read_npz, path, name)))
     return refs
 
@@ -267,6 +262,7 @@ def _open_npz(path: Path) -> list[TensorRef]:
 def _open_npy(path: Path) -> list[TensorRef]:
     with open(path, "rb") as fh:
         shape, dtype = _npy_header(fh, path, path.stem)
+        _check_size(path, path.stem, shape, dtype, path.stat().st_size - fh.tell())
     return [
         _ref(path, path.stem, shape, dtype, partial(np.load, path, allow_pickle=False))
     ]
@@ -292,30 +288,61 @@ def _open_file(path: Path) -> list[TensorRef]:
         raise _err(path, "unreadable", exc) from None
 
 
+def _confined(directory: Path, file: Path) -> Path:
+    """``file``, refused when it resolves (links followed) outside ``directory``.
+
+    A checkpoint directory is untrusted input: its index and links must not make
+    the reader open files elsewhere. One exception: in a Hugging Face hub cache
+    snapshot (``models--x/snapshots/<rev>/``) the files are links into the
+    repository's own ``blobs/`` folder, which is allowed.
+    """
+    root = directory.resolve()
+    allowed = [root]
+    if root.parent.name == "snapshots" and (root.parent.parent / "blobs").is_dir():
+        allowed.append(root.parent.parent / "blobs")
+    real = file.resolve()
+    if not any(real.is_relative_to(a) for a in allowed):
+        msg = f"resolves to {real}, outside the checkpoint directory {directory}"
+        raise _err(file, f"{msg}; refused")
+    return file
+
+
 def _shard_map(index: Path) -> dict[str, str]:
     """``weight_map`` of an ``*.index.json``: tensor name -> shard file name."""
+    _confined(index.parent, index)
     try:
         weight_map = json.loads(index.read_text())["weight_map"]
-        names = {str(k): str(v) for k, v in weight_map.items()}
+        names = dict(weight_map.items())
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise _err(index, "not a shard index", exc) from None
+    except RecursionError:
+        raise _err(index, "not a shard index (nested too deeply)") from None
+    for name, shard in names.items():
+        where = f"weight_map[{name!r}]"
+        if not isinstance(shard, str) or not shard:
+            raise _err(index, f"{where} is {shard!r}, not a file name")
+        rel = Path(shard)
+        if rel.is_absolute() or ".." in rel.parts:
+            msg = f"{where}: shard {shard!r} is outside the checkpoint directory"
+            raise _err(index, f"{msg}; refused")
     for shard in dict.fromkeys(names.values()):
+        _confined(index.parent, index.parent / shard)
         if not (index.parent / shard).is_file():
             raise _err(index, f"names shard {shard}, which is missing")
     return names
 
 
-def _checkpoint_files(path: Path) -> tuple[list[Path], Path | None]:
+def _found_files(path: Path) -> tuple[list[Path], Path | None]:
     """The files of a directory's checkpoint, and its shard index if any."""
     st_index = path / "model.safetensors.index.json"
     pt_index = path / "pytorch_model.bin.index.json"
-    if st_index.is_file():
+    if st_index.is_file() or st_index.is_symlink():
         return [
             path / s for s in dict.fromkeys(_shard_map(st_index).values())
         ], st_index
     if found := sorted(path.glob("*.safetensors")):
         return found, None
-    if pt_index.is_file():
+    if pt_index.is_file() or pt_index.is_symlink():
         return [
             path / s for s in dict.fromkeys(_shard_map(pt_index).values())
         ], pt_index
@@ -328,6 +355,12 @@ def _checkpoint_files(path: Path) -> tuple[list[Path], Path | None]:
     if found := torch_files or sorted(path.glob("*.npz")):
         return found, None
     raise _err(path, "no checkpoint in directory (*.safetensors, *.pt, *.bin, *.npz)")
+
+
+def _checkpoint_files(path: Path) -> tuple[list[Path], Path | None]:
+    """:func:`_found_files`, each checked to lie inside the directory."""
+    files, index = _found_files(path)
+    return [_confined(path, f) for f in files], index
 
 
 def open_weights(path: str | Path) -> list[TensorRef]:
