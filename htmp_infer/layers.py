@@ -75,8 +75,10 @@ __all__ = [
     "KINDS",
     "KIND_GROUPS",
     "MatrixRef",
+    "SelectionError",
     "Skipped",
     "classify",
+    "compile_pattern",
     "expand_kinds",
     "layer_depth",
     "select_matrices",
@@ -91,6 +93,10 @@ KIND_GROUPS: dict[str, tuple[str, ...]] = {
     "embedding": ("embedding",),
     "linear": ("linear",),
 }
+
+
+class SelectionError(HTMPError, ValueError):
+    """A bad layer-selection argument: regular expression, kind or ``conv``."""
 
 
 class Skipped(NamedTuple):
@@ -268,11 +274,13 @@ def _loader(ref: TensorRef, part: _Part) -> Callable[[], np.ndarray]:
     return load
 
 
-def _regex(pattern: str | None, option: str) -> re.Pattern[str] | None:
+def compile_pattern(pattern: str | None, option: str) -> re.Pattern[str] | None:
+    """``re.compile(pattern)``; a bad one is a :class:`SelectionError` naming
+    ``option`` (``"--include"``) and the pattern. None gives None."""
     try:
         return None if pattern is None else re.compile(pattern)
-    except re.error as exc:
-        raise HTMPError(
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise SelectionError(
             f"{option} {pattern!r}: not a regular expression ({exc})"
         ) from None
 
@@ -282,13 +290,15 @@ def expand_kinds(kinds: str | Iterable[str]) -> set[str]:
 
     Raises
     ------
-    HTMPError
+    SelectionError
         A name that is neither a kind nor a group, listing the valid names.
     """
     names = [kinds] if isinstance(kinds, str) else list(kinds)
     if unknown := [k for k in names if k not in KIND_GROUPS and k not in KINDS]:
         valid = ", ".join([*KIND_GROUPS, *(k for k in KINDS if k not in KIND_GROUPS)])
-        raise HTMPError(f"unknown kind {', '.join(map(repr, unknown))}; valid: {valid}")
+        raise SelectionError(
+            f"unknown kind {', '.join(map(repr, unknown))}; valid: {valid}"
+        )
     return {k for n in names for k in KIND_GROUPS.get(n, (n,))}
 
 
@@ -330,13 +340,15 @@ def select_matrices(
 
     Raises
     ------
-    HTMPError
-        Unknown kind, invalid regular expression or ``conv`` value.
+    SelectionError
+        Unknown kind, invalid regular expression or ``conv`` value (an
+        :class:`~htmp_infer.errors.HTMPError` and a ``ValueError``).
     """
     if conv not in ("reshape", "slices"):
-        raise HTMPError(f"conv must be 'reshape' or 'slices', not {conv!r}")
+        raise SelectionError(f"conv must be 'reshape' or 'slices', not {conv!r}")
     wanted = expand_kinds(kinds) if kinds else None
-    inc, exc = _regex(include, "--include"), _regex(exclude, "--exclude")
+    inc = compile_pattern(include, "--include")
+    exc = compile_pattern(exclude, "--exclude")
     matrices: list[MatrixRef] = []
     skipped: list[Skipped] = []
     for ref in tensors:
