@@ -213,7 +213,9 @@ def _open_torch(path: Path) -> list[TensorRef]:
 
 
 # --- NumPy -------------------------------------------------------------------
-def _npy_header(fh: IO[bytes], path: Path, name: str) -> tuple[tuple[int, ...], str]:
+def _npy_header(
+    fh: IO[bytes], path: Path, name: str
+) -> tuple[tuple[int, ...], np.dtype[Any]]:
     """Shape and dtype name of an ``.npy`` stream; checks ``fh`` holds the data."""
     version = np.lib.format.read_magic(fh)
     if version == (1, 0):
@@ -224,14 +226,14 @@ def _npy_header(fh: IO[bytes], path: Path, name: str) -> tuple[tuple[int, ...], 
         raise _err(path, f"{name}: refused: holds pickled Python objects")
     if any(d < 0 for d in shape):
         raise _err(path, f"{name}: shape {shape} has a negative dimension")
-    return tuple(shape), dtype.name
+    return tuple(shape), dtype
 
 
 def _check_size(
-    path: Path, name: str, shape: tuple[int, ...], dtype: str, data: int
+    path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype[Any], data: int
 ) -> None:
     """The data bytes of an ``.npy`` are exactly what its shape and dtype need."""
-    need = math.prod(shape) * np.dtype(dtype).itemsize
+    need = math.prod(shape) * dtype.itemsize
     if data != need:
         what = "truncated: " if data < need else ""
         msg = f"{name}: {what}holds {data} data bytes, its shape {shape} of {dtype}"
@@ -255,7 +257,8 @@ def _open_npz(path: Path) -> list[TensorRef]:
             with zf.open(info) as fh:
                 shape, dtype = _npy_header(fh, path, name)
                 _check_size(path, name, shape, dtype, info.file_size - fh.tell())
-            refs.append(_ref(path, name, shape, dtype, partial(_read_npz, path, name)))
+            read = partial(_read_npz, path, name)
+            refs.append(_ref(path, name, shape, dtype.name, read))
     return refs
 
 
@@ -263,9 +266,8 @@ def _open_npy(path: Path) -> list[TensorRef]:
     with open(path, "rb") as fh:
         shape, dtype = _npy_header(fh, path, path.stem)
         _check_size(path, path.stem, shape, dtype, path.stat().st_size - fh.tell())
-    return [
-        _ref(path, path.stem, shape, dtype, partial(np.load, path, allow_pickle=False))
-    ]
+    read = partial(np.load, path, allow_pickle=False)
+    return [_ref(path, path.stem, shape, dtype.name, read)]
 
 
 # --- files and directories ---------------------------------------------------
