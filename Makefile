@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench docs
 
 setup:
 	@scripts/bootstrap.sh
@@ -21,3 +21,7 @@ bench: setup
 	$(VENV)/pip install -q -e ".[dev,bench]"
 	OPENBLAS_NUM_THREADS=1 $(VENV)/python benchmarks/scan.py
 	$(VENV)/python benchmarks/fit_vs_svd.py
+
+# The documentation site, offline, into site/ (a broken link or reference fails it).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/mkdocs build --strict --quiet --site-dir site

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv with Python 3.12 (if absent) and install the project with its dev tools.
+# Create .venv with Python 3.12 (if absent) and install the project with its dev and docs tools.
 # Idempotent: reinstalls only when pyproject.toml changed since the last install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,6 @@ want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing htmp-infer and its dependencies into .venv" >&2
     .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-    .venv/bin/python -m pip install --quiet -e ".[dev]" 2> >(grep -v "is ignored: it is neither a file" >&2)
+    .venv/bin/python -m pip install --quiet -e ".[dev,docs]" 2> >(grep -v "is ignored: it is neither a file" >&2)
     echo "$want" > "$stamp"
 fi
