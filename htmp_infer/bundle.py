@@ -14,22 +14,35 @@ all :math:`\min(\text{shape})` eigenvalues of :math:`W^\top W` in ascending orde
 numerical zeros stored as ``0``), ``skipped_names``, ``skipped_shapes`` (str such
 as ``"384"`` or ``"2x384"``), ``skipped_reasons``, ``source`` (str) and
 ``meta`` (a JSON object of strings: provenance, options).
+
+Every field is required. :meth:`SpectraBundle.load` checks the file against this
+schema before it builds anything (:func:`read_fields`): each field's dtype kind,
+rank and byte count from its header (pickled object arrays refused), then that
+the offsets tile the eigenvalues with ``min(shape)`` values per layer, the
+eigenvalues are finite and non-negative, names are unique and kinds known, and
+``meta`` is a JSON object of strings. A failure is one
+:class:`~htmp_infer.errors.SpectrumError` line naming the path given and the
+field.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from htmp_infer.errors import SpectrumError
 from htmp_infer.io import write_atomic
-from htmp_infer.layers import Skipped
+from htmp_infer.layers import KINDS, Skipped
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["FORMAT", "LayerSpectrum", "SpectraBundle", "is_bundle"]
@@ -143,54 +156,228 @@ class SpectraBundle:
 
     @classmethod
     def load(cls, path: str | Path) -> SpectraBundle:
-        """Read a bundle written by :meth:`save`; one-line error if it is not one."""
-        p = Path(path)
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                if "format" not in z.files or str(z["format"]) != FORMAT:
-                    raise SpectrumError(f"{p.name}: not a spectra bundle ({FORMAT})")
-                d = {k: z[k] for k in z.files}
-        except SpectrumError:
-            raise
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SpectrumError(f"{p.name}: unreadable bundle ({first})") from None
+        """Read a bundle written by :meth:`save`, checking it against the format.
+
+        Raises
+        ------
+        SpectrumError
+            One line naming ``path`` (as given) and the field: not a zip, not a
+            bundle, a missing field, a pickled (object) array, a wrong dtype or
+            shape, offsets that do not tile the eigenvalues, a layer whose
+            eigenvalue count is not ``min(shape)``, non-finite or negative
+            eigenvalues, an unknown kind, duplicate names, no layer, or ``meta``
+            that is not a JSON object of strings (:mod:`htmp_infer.bundle_schema`).
+        """
+        d = read_fields(Path(path), FORMAT)
         off = d["offsets"]
+        eig = d["eigenvalues"].astype(np.float64)
         layers = [
             LayerSpectrum(
                 str(name),
                 str(kind),
                 int(depth),
                 (int(shape[0]), int(shape[1])),
-                d["eigenvalues"][off[i] : off[i + 1]].astype(np.float64),
+                eig[off[i] : off[i + 1]].copy(),
             )
             for i, (name, kind, depth, shape) in enumerate(
                 zip(d["names"], d["kinds"], d["depths"], d["shapes"], strict=True)
             )
         ]
         skipped = [
-            Skipped(str(n), _parse_shape(str(s)), str(r))
-            for n, s, r in zip(
+            Skipped(str(n), shape, str(r))
+            for n, shape, r in zip(
                 d["skipped_names"],
                 d["skipped_shapes"],
                 d["skipped_reasons"],
                 strict=True,
             )
         ]
-        return cls(layers, skipped, str(d["source"]), json.loads(str(d["meta"])))
-
-
-def _parse_shape(text: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in text.split("x")) if text else ()
+        return cls(layers, skipped, str(d["source"]), d["meta"])
 
 
 def is_bundle(path: str | Path) -> bool:
-    """Whether ``path`` is a spectra bundle (an ``.npz`` with the format tag)."""
+    """Whether ``path`` is a spectra bundle (an ``.npz`` with the format tag).
+
+    Only the tag is read; a damaged bundle with the tag is a bundle, and
+    :meth:`SpectraBundle.load` says what is wrong with it.
+    """
     p = Path(path)
     if p.suffix != ".npz" or not p.is_file():
         return False
+    return format_tag(p) == FORMAT
+
+
+# --- schema check at load ------------------------------------------------------
+#: Every field of the format: (dtype kind, number of dimensions).
+_FIELDS = {"format": ("U", 0), "names": ("U", 1), "kinds": ("U", 1)}
+_FIELDS |= {"depths": ("i", 1), "shapes": ("i", 2), "offsets": ("i", 1)}
+_FIELDS |= {"eigenvalues": ("f", 1), "skipped_names": ("U", 1)}
+_FIELDS |= {"skipped_shapes": ("U", 1), "skipped_reasons": ("U", 1)}
+_FIELDS |= {"source": ("U", 0), "meta": ("U", 0)}
+_KIND_NAMES = {"U": "str", "i": "integer", "f": "float"}
+_ZIP_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, EOFError, KeyError)
+_ZIP_ERRORS += (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+_ZIP_ERRORS += (struct.error, MemoryError, RecursionError)
+
+
+def _bad(path: Path, key: str, what: str) -> SpectrumError:
+    return SpectrumError(f"{path}: field {key!r}: {what}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _header(fh: IO[bytes]) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """Shape, dtype and header length of an ``.npy`` stream, data not read."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return tuple(shape), dtype, fh.tell()
+
+
+def _check_member(path: Path, zf: zipfile.ZipFile, key: str) -> None:
+    """The header of one field: no pickle, right kind and rank, bytes all there."""
+    kind, ndim = _FIELDS[key]
     try:
-        with np.load(p, allow_pickle=False) as z:
-            return "format" in z.files and str(z["format"]) == FORMAT
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-        return False
+        info = zf.getinfo(f"{key}.npy")
+    except KeyError:
+        why = f"missing (not a spectra bundle, {FORMAT})" if key == "format" else ""
+        raise _bad(path, key, why or "missing") from None
+    try:
+        with zf.open(info) as fh:
+            shape, dtype, head = _header(fh)
+    except _ZIP_ERRORS as exc:
+        raise _bad(path, key, f"unreadable ({_first_line(exc)})") from None
+    if dtype.hasobject:
+        raise _bad(path, key, "refused: holds pickled Python objects")
+    if dtype.kind != kind and not (kind == "i" and dtype.kind == "u"):
+        raise _bad(path, key, f"dtype {dtype} is not {_KIND_NAMES[kind]}")
+    if len(shape) != ndim:
+        raise _bad(path, key, f"shape {shape} is not {ndim}-D")
+    need = math.prod(shape) * dtype.itemsize
+    if info.file_size - head != need:
+        have = info.file_size - head
+        raise _bad(path, key, f"holds {have} data bytes, its shape needs {need}")
+
+
+def format_tag(path: Path) -> str | None:
+    """The ``format`` field of an ``.npz``, or None when it has no readable one."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            _check_member(path, zf, "format")
+            with zf.open("format.npy") as fh:
+                return str(np.lib.format.read_array(fh, allow_pickle=False))
+    except SpectrumError:
+        return None
+    except _ZIP_ERRORS:
+        return None
+
+
+def read_fields(path: Path, tag: str) -> dict[str, Any]:
+    """Every field of the bundle at ``path``, checked (see :meth:`SpectraBundle.load`).
+
+    ``meta`` is returned parsed (a dict of str) and ``skipped_shapes`` as tuples.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for key in _FIELDS:
+                _check_member(path, zf, key)
+            d: dict[str, Any] = {}
+            for key in _FIELDS:
+                try:
+                    with zf.open(f"{key}.npy") as fh:
+                        d[key] = np.lib.format.read_array(fh, allow_pickle=False)
+                except _ZIP_ERRORS as exc:
+                    raise _bad(path, key, f"unreadable ({_first_line(exc)})") from None
+    except SpectrumError:
+        raise
+    except _ZIP_ERRORS as exc:
+        raise SpectrumError(
+            f"{path}: not a spectra bundle ({_first_line(exc)})"
+        ) from None
+    if str(d["format"]) != tag:
+        raise _bad(path, "format", f"{str(d['format'])[:40]!r} is not {tag!r}")
+    _check_layers(path, d)
+    _check_skipped(path, d)
+    d["meta"] = _meta(path, str(d["meta"]))
+    return d
+
+
+def _check_layers(path: Path, d: dict[str, Any]) -> None:
+    names = d["names"]
+    if d["shapes"].shape[1] != 2:
+        raise _bad(path, "shapes", f"shape {d['shapes'].shape}, expected (layers, 2)")
+    sizes = {"names": names.size, "kinds": d["kinds"].size}
+    sizes |= {"depths": d["depths"].size, "shapes": d["shapes"].shape[0]}
+    sizes["offsets"] = d["offsets"].size - 1
+    n = max(sizes.values(), key=list(sizes.values()).count)  # what most agree on
+    for key, size in sizes.items():
+        if size != n:
+            k = 1 if key == "offsets" else 0  # offsets has one entry more
+            msg = f"{size + k} entries, expected {n + k} (the other fields give {n})"
+            raise _bad(path, key, msg)
+    if n == 0:
+        raise _bad(path, "names", "no layer (empty bundle)")
+    if "" in names:
+        raise _bad(path, "names", "an empty name")
+    if len(set(names.tolist())) != n:
+        dup = next(x for x in names.tolist() if names.tolist().count(x) > 1)
+        raise _bad(path, "names", f"{dup!r} appears twice")
+    if unknown := sorted(set(d["kinds"].tolist()) - set(KINDS)):
+        raise _bad(
+            path, "kinds", f"unknown kind {unknown[0]!r}; valid: {', '.join(KINDS)}"
+        )
+    if (d["depths"] < -1).any():
+        raise _bad(path, "depths", f"{int(d['depths'].min())} is below -1")
+    shapes = d["shapes"].astype(np.int64)
+    if (d["shapes"] < 1).any() or (shapes != d["shapes"]).any():
+        raise _bad(path, "shapes", "a dimension is not a positive integer")
+    eig, off = d["eigenvalues"], d["offsets"].astype(np.int64)
+    if (off != d["offsets"]).any() or off[0] != 0 or off[-1] != eig.size:
+        msg = f"must run from 0 to {eig.size} (the eigenvalue count)"
+        raise _bad(path, "offsets", f"{msg}, got {int(off[0])} to {int(off[-1])}")
+    counts, want = np.diff(off), shapes.min(axis=1)
+    if (bad := np.flatnonzero(counts != want)).size:
+        i = int(bad[0])
+        raise _bad(
+            path,
+            "offsets",
+            f"layer {str(names[i])!r} has {int(counts[i])} eigenvalues, its shape "
+            f"{'x'.join(map(str, shapes[i]))} has {int(want[i])}",
+        )
+    if (n_bad := int(np.count_nonzero(~np.isfinite(eig)))) > 0:
+        raise _bad(path, "eigenvalues", f"{n_bad} NaN/inf values")
+    if (eig < 0).any():
+        raise _bad(path, "eigenvalues", f"{int((eig < 0).sum())} negative values")
+
+
+def _check_skipped(path: Path, d: dict[str, Any]) -> None:
+    n = d["skipped_names"].size
+    for key in ("skipped_shapes", "skipped_reasons"):
+        if d[key].size != n:
+            raise _bad(path, key, f"has {d[key].size} entries, skipped_names {n}")
+    shapes = []
+    for text in d["skipped_shapes"].tolist():
+        parts = text.split("x") if text else []
+        if not all(p.isascii() and p.isdigit() for p in parts):
+            raise _bad(
+                path, "skipped_shapes", f"{text[:40]!r} is not a shape like 2x384"
+            )
+        shapes.append(tuple(int(p) for p in parts))
+    d["skipped_shapes"] = shapes
+
+
+def _meta(path: Path, text: str) -> dict[str, str]:
+    try:
+        meta = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _bad(path, "meta", f"not JSON ({_first_line(exc)})") from None
+    if not isinstance(meta, dict):
+        raise _bad(path, "meta", f"a JSON {type(meta).__name__}, not an object")
+    if bad := [k for k, v in meta.items() if not isinstance(v, str)]:
+        raise _bad(path, "meta", f"the value of {bad[0]!r} is not a string")
+    return meta
