@@ -302,7 +302,10 @@ def _confined(directory: Path, file: Path) -> Path:
     allowed = [root]
     if root.parent.name == "snapshots" and (root.parent.parent / "blobs").is_dir():
         allowed.append(root.parent.parent / "blobs")
-    real = file.resolve()
+    try:
+        real = file.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:  # link loops, NUL bytes
+        raise _err(file, "cannot be resolved", exc) from None
     if not any(real.is_relative_to(a) for a in allowed):
         msg = f"resolves to {real}, outside the checkpoint directory {directory}"
         raise _err(file, f"{msg}; refused")
@@ -321,7 +324,7 @@ def _shard_map(index: Path) -> dict[str, str]:
         raise _err(index, "not a shard index (nested too deeply)") from None
     for name, shard in names.items():
         where = f"weight_map[{name!r}]"
-        if not isinstance(shard, str) or not shard:
+        if not isinstance(shard, str) or not shard or "\0" in shard:
             raise _err(index, f"{where} is {shard!r}, not a file name")
         rel = Path(shard)
         if rel.is_absolute() or ".." in rel.parts:

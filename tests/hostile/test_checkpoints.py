@@ -293,6 +293,17 @@ def test_compare_layers_never_reads_outside_either(case, hostile_cwd, unchanged)
     assert_refused(run, match="outside the checkpoint directory")
 
 
+@pytest.mark.parametrize("indexed", [True, False])
+def test_a_link_loop_is_refused(indexed, hostile_cwd, unchanged):
+    ck = hostile_cwd / "ck"
+    ck.mkdir()
+    (ck / "loop.safetensors").symlink_to("loop.safetensors")
+    if indexed:
+        _index(ck, {NAME: "loop.safetensors"})
+    unchanged.start()
+    assert "ck/loop.safetensors" in assert_refused(_scan("ck"))
+
+
 def test_links_inside_the_directory_are_fine(tmp_path):
     ck = tmp_path / "ck"
     (ck / "blobs").mkdir(parents=True)
@@ -329,6 +340,10 @@ INDEXES: dict[str, tuple[str, str]] = {
         "missing",
     ),
     "deeply nested": ("[" * 50_000 + "]" * 50_000, "not a shard index"),
+    "shard with a nul byte": (
+        json.dumps({"weight_map": {NAME: "a\u0000.safetensors"}}),
+        "not a file name",
+    ),
 }
 
 
