@@ -43,10 +43,10 @@ import pandas as pd
 import xarray as xr
 from scipy.special import softmax
 
-from htmp_infer.errors import EvidenceWarning, HTMPError
+from htmp_infer.errors import ArgumentError, EvidenceWarning, HTMPError
 from htmp_infer.evidence import Evidence, GridPosterior, evidence_and_grid
 from htmp_infer.identification import identification
-from htmp_infer.inference import fit
+from htmp_infer.inference import as_spectrum, check_model, check_run_args, fit
 from htmp_infer.phases import phase_posterior
 from htmp_infer.registry import available_models
 from htmp_infer.spectrum import Spectrum
@@ -129,15 +129,26 @@ def compare(
     Returns
     -------
     Comparison
+
+    Raises
+    ------
+    SpectrumTypeError
+        When ``spectrum`` is not a :class:`Spectrum` (an array, say).
+    ArgumentError
+        An unknown, repeated or missing model name, or a run argument out of
+        range (:func:`htmp_infer.inference.check_run_args`), before any work.
     """
-    models = list(DEFAULT_MODELS if models is None else models)
-    known = set(available_models())
-    bad = [m for m in models if m not in known]
-    if bad or not models:
-        raise HTMPError(
-            f"unknown model(s) {', '.join(bad) or '(none given)'}; "
-            f"choose from {', '.join(sorted(known))}"
-        )
+    spectrum = as_spectrum(spectrum, "compare")
+    check_run_args(
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        ppc_draws=ppc_draws,
+        method=method,
+    )
+    models = _model_list(DEFAULT_MODELS if models is None else models, "models")
+    fit_models = _model_list(fit_models, "fit_models", empty=True)
     rows = []
     grids: dict[str, GridPosterior] = {}
     for m in models:
@@ -180,6 +191,25 @@ def compare(
         grids,
         identification(spectrum, grids),
     )
+
+
+def _model_list(names: object, what: str, *, empty: bool = False) -> list[str]:
+    """Model names as a list: a sequence of known names, each once (or one str)."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, Sequence | set | frozenset):
+        raise ArgumentError(
+            f"{what} must be a list of model names, got {type(names).__name__}"
+        )
+    out = [check_model(m, f"model in {what}") for m in names]
+    repeated = sorted({m for m in out if out.count(m) > 1})
+    if repeated:
+        raise ArgumentError(f"{what} names {', '.join(repeated)} more than once")
+    if not out and not empty:
+        raise ArgumentError(
+            f"{what} is empty; choose from {', '.join(available_models())}"
+        )
+    return out
 
 
 def weights_of(log_evidences: Sequence[float]) -> np.ndarray:

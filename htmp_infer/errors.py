@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 __all__ = [
+    "ArgumentError",
     "ConvergenceWarning",
     "EvidenceWarning",
     "HTMPError",
     "OutputError",
     "SpectrumError",
+    "SpectrumTypeError",
     "WeightsError",
 ]
 
@@ -21,6 +23,18 @@ class HTMPError(Exception):
 
 class SpectrumError(HTMPError, ValueError):
     """A spectrum (eigenvalues or matrix) that cannot be fitted."""
+
+
+class SpectrumTypeError(HTMPError, TypeError):
+    """Something other than a :class:`~htmp_infer.Spectrum` where one is needed.
+
+    A bare eigenvalue array carries no matrix shape (``gamma = N/M``), so the API
+    refuses it and says how to build a spectrum.
+    """
+
+
+class ArgumentError(HTMPError, ValueError):
+    """An argument out of its range or of the wrong kind (seed, chains, model...)."""
 
 
 class WeightsError(HTMPError, ValueError):

@@ -14,7 +14,7 @@ from scipy.special import logsumexp
 
 from htmp_infer._programs import latent_names
 from htmp_infer.diagnostics import check_convergence
-from htmp_infer.errors import HTMPError
+from htmp_infer.errors import ArgumentError, SpectrumTypeError
 from htmp_infer.evidence import (
     PROFILE_DRAWS,
     GridPosterior,
@@ -24,11 +24,98 @@ from htmp_infer.evidence import (
 from htmp_infer.grid_fit import grid_diagnostics, grid_draws_tree
 from htmp_infer.nuts import run_nuts, to_datatree
 from htmp_infer.predictive import posterior_predictive
-from htmp_infer.registry import load_model
+from htmp_infer.registry import available_models, load_model
+from htmp_infer.sampling import check_seed
 from htmp_infer.spectrum import Spectrum
 from htmp_infer.spikes import cap_for, default_max_spikes, spike_limit
 
-__all__ = ["fit"]
+__all__ = [
+    "MAX_CHAINS",
+    "MAX_ITERATIONS",
+    "MAX_PPC_DRAWS",
+    "as_spectrum",
+    "check_model",
+    "check_run_args",
+    "fit",
+]
+
+#: Bounds of a run. Every iteration of every chain keeps its position and four
+#: NUTS statistics in memory until the end (float64): 10**7 iterations are about
+#: half a GiB; each replicated spectrum costs an O(N^2) eigenproblem and N floats.
+MAX_CHAINS = 1024
+MAX_ITERATIONS = 10_000_000
+MAX_PPC_DRAWS = 10_000
+
+
+def _count(value: object, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ArgumentError(f"{what} must be an integer, got {type(value).__name__}")
+    if value < low:
+        raise ArgumentError(f"{what} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_run_args(
+    *,
+    chains: object,
+    draws: object,
+    warmup: object,
+    seed: object,
+    ppc_draws: object,
+    method: object,
+) -> None:
+    """Range-check the arguments of :func:`fit` and :func:`~htmp_infer.compare`.
+
+    Raises
+    ------
+    ArgumentError
+        Naming the first argument that is not an integer in its range (bounds:
+        :data:`MAX_CHAINS`, :data:`MAX_ITERATIONS` for ``chains * (warmup +
+        draws)``, :data:`MAX_PPC_DRAWS`, seeds in ``[0, 2**32)``) or a method
+        other than ``"nuts"`` and ``"grid"``.
+    """
+    n_chains = _count(chains, "chains", 1)
+    n_draws = _count(draws, "draws", 1)
+    n_warmup = _count(warmup, "warmup", 0)
+    n_ppc = _count(ppc_draws, "ppc_draws", 0)
+    if n_chains > MAX_CHAINS:
+        raise ArgumentError(f"chains must be <= {MAX_CHAINS}, got {n_chains}")
+    total = n_chains * (n_warmup + n_draws)
+    if total > MAX_ITERATIONS:
+        raise ArgumentError(
+            f"chains x (warmup + draws) = {total} iterations, at most "
+            f"{MAX_ITERATIONS} (every one is kept in memory)"
+        )
+    if n_ppc > MAX_PPC_DRAWS:
+        raise ArgumentError(f"ppc_draws must be <= {MAX_PPC_DRAWS}, got {n_ppc}")
+    check_seed(seed)
+    if not isinstance(method, str) or method not in ("nuts", "grid"):
+        raise ArgumentError(f"method must be 'nuts' or 'grid', got {method!r}")
+
+
+def check_model(model: object, what: str = "model") -> str:
+    """``model`` if it names a registered model, else :class:`ArgumentError`."""
+    known = available_models()
+    if not isinstance(model, str):
+        raise ArgumentError(
+            f"{what} must be a model name (str), got {type(model).__name__}"
+        )
+    if model not in known:
+        raise ArgumentError(
+            f"unknown {what} {model!r}; choose one of {', '.join(known)}"
+        )
+    return model
+
+
+def as_spectrum(obj: object, where: str) -> Spectrum:
+    """``obj`` if it is a :class:`Spectrum`, else :class:`SpectrumTypeError`."""
+    if isinstance(obj, Spectrum):
+        return obj
+    raise SpectrumTypeError(
+        f"{where}() needs a Spectrum, got {type(obj).__name__}: eigenvalues alone do "
+        "not say the matrix shape; build one with "
+        "Spectrum.from_eigenvalues(lam, gamma=N/M) or Spectrum.from_matrix(W)"
+    )
 
 
 def fit(
@@ -79,6 +166,14 @@ def fit(
         ``eigenvalues`` for a thinned set of draws). Attributes record the model,
         seed, timings and the convergence diagnostics.
 
+    Raises
+    ------
+    SpectrumTypeError
+        When ``spectrum`` is not a :class:`Spectrum` (an array, say).
+    ArgumentError
+        An argument out of range (:func:`check_run_args`) or an unknown model,
+        before any work.
+
     Warns
     -----
     ConvergenceWarning
@@ -91,16 +186,20 @@ def fit(
     the CPU. The log-likelihood is evaluated in float64 on cached sufficient
     statistics, :math:`O(N)` per evaluation.
     """
-    if chains < 1 or draws < 1 or warmup < 0:
-        raise HTMPError(
-            f"chains and draws must be >= 1 and warmup >= 0, got {chains}, {draws}, "
-            f"{warmup}"
-        )
-    if ppc_draws < 0:
-        raise HTMPError(f"ppc_draws must be >= 0, got {ppc_draws}")
-    if method not in ("nuts", "grid"):
-        raise HTMPError(f"method must be 'nuts' or 'grid', got {method!r}")
-    module = load_model(model)
+    spectrum = as_spectrum(spectrum, "fit")
+    check_run_args(
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        ppc_draws=ppc_draws,
+        method=method,
+    )
+    chains, draws, warmup = int(chains), int(draws), int(warmup)
+    seed, ppc_draws = int(seed), int(ppc_draws)
+    if grid is not None and not isinstance(grid, GridPosterior):
+        raise ArgumentError(f"grid must be a GridPosterior, got {type(grid).__name__}")
+    module = load_model(check_model(model))
     exact = getattr(module, "EXACT_POSTERIOR", False)
     if grid is None and (exact or method == "grid"):
         ev, grid = evidence_and_grid(spectrum, model)  # the spike cap, and the grid

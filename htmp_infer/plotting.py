@@ -11,9 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from htmp_infer.errors import OutputError
 from htmp_infer.limit import htmp_pdf
 
 __all__ = ["esd_panel", "fit_arrays", "plot_esd"]
@@ -70,10 +72,20 @@ def plot_esd(
     dt : xarray.DataTree
         A fit from :func:`htmp_infer.fit`.
     path : str or Path, optional
-        Save the figure there (PNG).
+        Save the figure there, atomically, in the format its suffix names (PNG
+        without one); the path is checked before anything is drawn
+        (:func:`htmp_infer.io.check_output_file`).
     bins : int
         Histogram bins.
     """
+    fmt = None
+    if path is not None:
+        from htmp_infer.io import check_output_file
+
+        fmt = Path(path).suffix.lstrip(".").lower() or "png"
+        if fmt not in FigureCanvasBase.get_supported_filetypes():
+            raise OutputError(f"path {path}: matplotlib cannot write .{fmt} files")
+        check_output_file(path, what="path")
     x, gamma, kappa, reps = fit_arrays(dt)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     esd_panel(axes[0], x, gamma, kappa, reps, bins=bins, log=False)
@@ -84,7 +96,9 @@ def plot_esd(
     )
     axes[1].set_title("log-log")
     if path is not None:
-        fig.savefig(path, dpi=110)
+        from htmp_infer.io import write_atomic
+
+        write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format=fmt))
     return fig
 
 

@@ -6,6 +6,7 @@ Every sampler takes its randomness explicitly, as an integer seed, a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -13,11 +14,37 @@ import numpy as np
 from numpy.typing import NDArray
 
 from htmp_infer._lapack import bidiagonal_singular_values
-from htmp_infer.spectrum import resolve_shape
+from htmp_infer.errors import ArgumentError
+from htmp_infer.spectrum import MAX_EIGENVALUES, resolve_shape
 
-__all__ = ["as_generator", "sample_beta_laguerre", "sample_htmp"]
+__all__ = [
+    "MAX_SEED",
+    "as_generator",
+    "check_seed",
+    "sample_beta_laguerre",
+    "sample_htmp",
+]
 
 KeyLike = int | np.random.Generator | jax.Array
+
+#: Seeds are integers in ``[0, MAX_SEED)``: numpy refuses negative seeds, and a JAX
+#: key without float64 mode keeps only the low 32 bits (two seeds, same numbers).
+MAX_SEED = 2**32
+
+
+def check_seed(seed: object, what: str = "seed") -> int:
+    """Return ``seed`` as an ``int`` in ``[0, MAX_SEED)``.
+
+    Raises
+    ------
+    ArgumentError
+        For a bool, a non-integer or an integer out of range, naming ``what``.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise ArgumentError(f"{what} must be an integer, got {type(seed).__name__}")
+    if not 0 <= int(seed) < MAX_SEED:
+        raise ArgumentError(f"{what} must be in [0, 2**32), got {seed}")
+    return int(seed)
 
 
 def as_generator(key: KeyLike) -> np.random.Generator:
@@ -32,7 +59,7 @@ def as_generator(key: KeyLike) -> np.random.Generator:
     if isinstance(key, np.random.Generator):
         return key
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        return np.random.default_rng(int(key))
+        return np.random.default_rng(check_seed(key, "key"))
     if not isinstance(key, jax.Array):
         raise TypeError(
             f"key must be an int seed, a numpy Generator or a JAX key, got "
@@ -97,11 +124,17 @@ def sample_beta_laguerre(
     For very small :math:`\alpha` some :math:`\chi^2` draws underflow float64, which
     yields exact zeros in the spectrum; they are returned as they are.
     """
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if not (beta > 0 and shape > 0 and rate > 0):
-        raise ValueError(
-            f"beta, shape and rate must be > 0, got {beta}, {shape}, {rate}"
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise ArgumentError(f"n must be an integer, got {type(n).__name__}")
+    if not 1 <= n <= MAX_EIGENVALUES:
+        raise ArgumentError(f"n must be in [1, {MAX_EIGENVALUES}], got {n}")
+    if size is not None and (
+        isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1
+    ):
+        raise ArgumentError(f"size must be None or an integer >= 1, got {size!r}")
+    if not all(math.isfinite(v) and v > 0 for v in (beta, shape, rate)):
+        raise ArgumentError(
+            f"beta, shape and rate must be finite and > 0, got {beta}, {shape}, {rate}"
         )
     rng = as_generator(key)
     i = np.arange(n, dtype=np.float64)
@@ -157,8 +190,14 @@ def sample_htmp(
     and the empirical measure tends to the HTMP law :math:`\rho_{\gamma,\kappa}`.
     """
     m = resolve_shape(n, gamma=gamma, n_cols=n_cols)
-    if not kappa > 0:
-        raise ValueError(f"kappa must be > 0, got {kappa}")
+    for what, value in (("kappa", kappa), ("scale", scale)):
+        if isinstance(value, bool) or not (
+            isinstance(value, int | float | np.integer | np.floating)
+            and math.isfinite(value)
+        ):
+            raise ArgumentError(f"{what} must be a finite number, got {value!r}")
+        if not value > 0:
+            raise ArgumentError(f"{what} must be > 0, got {value}")
     beta = kappa / n
     shape = beta * (m - n + 1) / 2.0
     rate = beta * m / (2.0 * scale)

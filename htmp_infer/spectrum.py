@@ -8,11 +8,34 @@ A spectrum holds the :math:`N` positive eigenvalues :math:`\lambda_i` of
 aspect ratio :math:`\gamma = N/M \in (0, 1]`. The eigenvalues are stored as given,
 not rescaled: inference is scale-free (the scale is a model parameter), and the
 limit law and the plots use :math:`x = \lambda/\bar\lambda` (mean one).
+
+Numerical range
+---------------
+A spectrum is refused (:class:`~htmp_infer.errors.SpectrumError`, naming the
+cause) rather than rescaled when float64 cannot hold it:
+
+- an eigenvalue below the smallest normal float64 (``2.2e-308``: subnormal, its
+  digits are lost), or sums :math:`\sum\lambda_i` or :math:`\sum 1/\lambda_i`
+  (the statistics of the Laguerre and inverse models) that overflow. The
+  likelihood is scale-free, so the message gives the power of two that brings
+  the spectrum into range when one exists; the spectrum is not rescaled
+  silently, because the ``scale`` posterior and the stored eigenvalues would
+  then be in other units than the user's.
+- more than :data:`MAX_EIGENVALUES` eigenvalues (the :math:`O(N^2)`
+  log-Vandermonde sum and exact sampler take hours beyond; no weight matrix has
+  a smaller side that long).
+- an aspect ratio :math:`M/N` above :data:`MAX_ASPECT`: the Laguerre exponent
+  :math:`\alpha = \kappa(M-N+1)/(2N)` then cancels against the normaliser in
+  float64 and the posterior of κ loses its digits (measured: at
+  :math:`M/N = 10^{12}` its quantiles move by 3-10%, at :math:`10^{14}` the
+  evidence quadrature fails, for N = 40 and 400), four decades below which
+  1e8 stays.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -28,7 +51,26 @@ from numpy.typing import ArrayLike, NDArray
 from htmp_infer._numerics import log_abs_vandermonde
 from htmp_infer.errors import SpectrumError
 
-__all__ = ["Spectrum", "SufficientStats", "matrix_eigenvalues", "resolve_shape"]
+__all__ = [
+    "MAX_ASPECT",
+    "MAX_EIGENVALUES",
+    "Spectrum",
+    "SufficientStats",
+    "matrix_eigenvalues",
+    "resolve_shape",
+]
+
+#: Most eigenvalues a spectrum may hold (see the module's "Numerical range").
+MAX_EIGENVALUES = 1_000_000
+#: Largest aspect ratio M/N (smallest gamma is its inverse).
+MAX_ASPECT = 1e8
+_TINY = float(np.finfo(np.float64).tiny)
+_LOG2_MAX = 1023.0  # sums below 2**1023 leave a factor 2 of headroom
+_LOG2_TINY = -1022.0
+_BUILD = (
+    "build a spectrum with Spectrum.from_eigenvalues(lam, gamma=N/M) or "
+    "Spectrum.from_matrix(W)"
+)
 
 
 class SufficientStats(NamedTuple):
@@ -52,6 +94,23 @@ class SufficientStats(NamedTuple):
     total: float
 
 
+def _real(value: object, what: str) -> float:
+    """``value`` as a finite float, or a :class:`SpectrumError` naming ``what``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(
+        value, int | float | np.integer | np.floating
+    ):
+        raise SpectrumError(f"{what} must be a real number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise SpectrumError(f"{what} is too large for float64, got {value}") from None
+    if not math.isfinite(number):
+        raise SpectrumError(f"{what} must be a finite number, got {number}")
+    return number
+
+
 def resolve_shape(
     n: int, *, gamma: float | None = None, n_cols: float | None = None
 ) -> float:
@@ -60,36 +119,83 @@ def resolve_shape(
     Raises
     ------
     SpectrumError
-        When neither or both are given, or when they imply ``M < N``.
+        When neither or both are given and disagree, when they are not finite real
+        numbers, or when they imply ``M < N`` or ``M/N >`` :data:`MAX_ASPECT`.
     """
     if n < 1:
         raise SpectrumError(f"N must be >= 1, got {n}")
-    if gamma is not None and n_cols is not None:
-        if not math.isclose(n / gamma, n_cols, rel_tol=1e-9):
+    g = None if gamma is None else _real(gamma, "gamma")
+    m_given = None if n_cols is None else _real(n_cols, "n_cols")
+    if g is not None:
+        if not (0 < g <= 1):
+            raise SpectrumError(f"gamma must be in (0, 1], got {g:g}")
+        if g < 1 / MAX_ASPECT:
             raise SpectrumError(
-                f"gamma={gamma} and n_cols={n_cols} disagree for N={n} "
-                f"(N/gamma={n / gamma:g})"
+                f"gamma = N/M = {g:g} is below {1 / MAX_ASPECT:g} (M/N above "
+                f"{MAX_ASPECT:g}): float64 cannot resolve kappa at that aspect ratio"
             )
-    if n_cols is not None:
-        m = float(n_cols)
-    elif gamma is not None:
-        if not (0 < gamma <= 1):
-            raise SpectrumError(f"gamma must be in (0, 1], got {gamma}")
-        m = n / float(gamma)
-    else:
-        raise SpectrumError(
-            "the matrix shape is unknown: give gamma (N/M) or n_cols (M)"
+    if m_given is not None:
+        if m_given < n:
+            raise SpectrumError(f"n_cols must be >= N={n}, got {m_given:g}")
+        if m_given > MAX_ASPECT * n:
+            raise SpectrumError(
+                f"n_cols = {m_given:g} is more than {MAX_ASPECT:g} x N (N={n}): "
+                "float64 cannot resolve kappa at that aspect ratio"
+            )
+    if g is not None and m_given is not None:
+        if not math.isclose(n / g, m_given, rel_tol=1e-9):
+            raise SpectrumError(
+                f"gamma={g} and n_cols={m_given} disagree for N={n} (N/gamma={n / g:g})"
+            )
+    if m_given is not None:
+        return m_given
+    if g is not None:
+        return n / g
+    raise SpectrumError("the matrix shape is unknown: give gamma (N/M) or n_cols (M)")
+
+
+def _range_problem(pos: NDArray[np.float64]) -> str | None:
+    """Why float64 cannot hold these sorted positive values' statistics, or None."""
+    lo, hi = float(pos[0]), float(pos[-1])
+    log2_min = math.log2(lo)
+    log2_total = math.log2(hi) + math.log2(float(np.sum(pos / hi)))
+    log2_inverse = -log2_min + math.log2(float(np.sum(lo / pos)))
+    small = int(np.count_nonzero(pos < _TINY))
+    if small:
+        cause = (
+            f"{small} eigenvalue(s) are subnormal (below {_TINY:.3g}, the smallest "
+            f"normal float64; min {lo:.3g}): their digits are lost"
         )
-    if not (math.isfinite(m) and m >= n):
-        raise SpectrumError(f"n_cols must be >= N={n}, got {m:g}")
-    return m
+    elif log2_total >= _LOG2_MAX:
+        cause = f"the sum of the eigenvalues overflows float64 (max {hi:.3g})"
+    elif log2_inverse >= _LOG2_MAX:
+        cause = f"the sum of 1/eigenvalue overflows float64 (min {lo:.3g})"
+    else:
+        return None
+    k_lo = math.ceil(max(_LOG2_TINY - log2_min, log2_inverse - _LOG2_MAX + 1))
+    k_hi = math.floor(_LOG2_MAX - 1 - log2_total)
+    if k_lo <= k_hi:
+        k = (k_lo + k_hi) // 2
+        return f"{cause}; the fit is scale-free: multiply them by 2**{k}"
+    return (
+        f"{cause}; their spread (max/min = 2**{math.log2(hi) - log2_min:.0f}) is "
+        "wider than float64 can hold"
+    )
 
 
 def _check_eigenvalues(values: ArrayLike) -> NDArray[np.float64]:
-    arr = np.asarray(values)
+    if isinstance(values, str | bytes):
+        raise SpectrumError(f"eigenvalues must be numbers, got {type(values).__name__}")
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise SpectrumError(
+            f"eigenvalues must be a 1-D array of numbers ({exc})"
+        ) from None
     if arr.dtype.kind not in "iuf":
         raise SpectrumError(f"eigenvalues must be real numbers, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    with np.errstate(over="ignore"):
+        arr = arr.astype(np.float64)  # float128 beyond float64 becomes inf, refused
     if arr.ndim != 1:
         raise SpectrumError(
             f"eigenvalues must be a 1-D array, got shape {arr.shape} "
@@ -97,6 +203,11 @@ def _check_eigenvalues(values: ArrayLike) -> NDArray[np.float64]:
         )
     if arr.size == 0:
         raise SpectrumError("the spectrum is empty")
+    if arr.size > MAX_EIGENVALUES:
+        raise SpectrumError(
+            f"{arr.size} eigenvalues: at most {MAX_EIGENVALUES} (the fit's O(N^2) "
+            "sums would take hours)"
+        )
     bad = ~np.isfinite(arr)
     if bad.any():
         kind = "NaN" if np.isnan(arr).any() else "inf"
@@ -128,7 +239,12 @@ def matrix_eigenvalues(matrix: ArrayLike) -> NDArray[np.float64]:
         For a non-real dtype, a shape that is not 2-D of at least 2 x 2, or NaN/inf
         entries.
     """
-    w = np.asarray(matrix)
+    try:
+        w = np.asarray(matrix)
+    except (ValueError, TypeError) as exc:  # ragged nested lists
+        raise SpectrumError(
+            f"the matrix must be a 2-D array of numbers ({exc})"
+        ) from None
     if w.dtype.kind not in "iuf":
         raise SpectrumError(f"the matrix must be real, got dtype {w.dtype}")
     if w.ndim != 2:
@@ -138,14 +254,45 @@ def matrix_eigenvalues(matrix: ArrayLike) -> NDArray[np.float64]:
     bad = int(w.size - np.count_nonzero(np.isfinite(w)))
     if bad:
         raise SpectrumError(f"the matrix contains {bad} NaN/inf entries")
-    if jax.default_backend() == "gpu":
-        sv = np.asarray(jnp.linalg.svd(jnp.asarray(w, jnp.float64), compute_uv=False))
-    else:
-        tall = w if w.shape[0] >= w.shape[1] else w.T
-        if tall.shape[0] > 2 * tall.shape[1]:
-            tall = _blocked_r(tall)
-        sv = np.linalg.svd(tall.astype(np.float64, copy=False), compute_uv=False)
+    with np.errstate(over="ignore"):
+        if (
+            w.dtype.kind == "f"
+            and w.dtype.itemsize > 8
+            and not np.all(np.isfinite(w.astype(np.float64)))
+        ):
+            raise SpectrumError(f"the matrix's {w.dtype} entries overflow float64")
+    absmax = max(abs(float(w.max())), abs(float(w.min())))
+    if absmax == 0:
+        raise SpectrumError("the matrix is all zeros")
+    try:
+        if jax.default_backend() == "gpu":
+            sv = np.asarray(
+                jnp.linalg.svd(jnp.asarray(w, jnp.float64), compute_uv=False)
+            )
+        else:
+            tall = w if w.shape[0] >= w.shape[1] else w.T
+            if tall.shape[0] > 2 * tall.shape[1]:
+                tall = _blocked_r(tall)
+            sv = np.linalg.svd(tall.astype(np.float64, copy=False), compute_uv=False)
+    except np.linalg.LinAlgError as exc:
+        raise SpectrumError(f"the SVD of the matrix failed ({exc})") from None
+    if not np.all(np.isfinite(sv)):
+        raise SpectrumError(
+            f"the singular values of the matrix overflow float64 (largest entry "
+            f"{absmax:.3g}); scale it down, the fit is scale-free"
+        )
     tol = sv.max() * max(w.shape) * np.finfo(np.float64).eps
+    kept = sv[sv > tol]
+    if kept.size and kept.max() >= math.sqrt(np.finfo(np.float64).max):
+        raise SpectrumError(
+            f"the squared singular values of the matrix overflow float64 (largest "
+            f"singular value {kept.max():.3g}); scale it down, the fit is scale-free"
+        )
+    if kept.size and kept.min() < math.sqrt(_TINY):
+        raise SpectrumError(
+            f"the squared singular values of the matrix underflow float64 (smallest "
+            f"{kept.min():.3g}); scale it up, the fit is scale-free"
+        )
     return np.sort(np.where(sv > tol, sv**2, 0.0))
 
 
@@ -196,6 +343,37 @@ class Spectrum:
     name: str = "spectrum"
     max_spikes: int | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse fields that no constructor would produce."""
+        problem = self._problem()
+        if problem is not None:
+            raise SpectrumError(f"Spectrum: {problem}; {_BUILD}")
+
+    def _problem(self) -> str | None:
+        lam = self.eigenvalues
+        if not (
+            isinstance(lam, np.ndarray) and lam.dtype == np.float64 and lam.ndim == 1
+        ):
+            return "eigenvalues must be a 1-D float64 numpy array"
+        if lam.size < 2 or lam.size > MAX_EIGENVALUES:
+            return f"needs 2 to {MAX_EIGENVALUES} eigenvalues, got {lam.size}"
+        if not (np.all(np.isfinite(lam)) and lam[0] > 0 and np.all(np.diff(lam) > 0)):
+            return "eigenvalues must be finite, positive, distinct and sorted"
+        for what, value in (("n_zero", self.n_zero), ("max_spikes", self.max_spikes)):
+            if value is None and what == "max_spikes":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                return f"{what} must be an integer, got {type(value).__name__}"
+            if value < 0:
+                return f"{what} must be >= 0, got {value}"
+        if not isinstance(self.name, str):
+            return f"name must be a string, got {type(self.name).__name__}"
+        try:
+            resolve_shape(lam.size, n_cols=self.n_cols)
+        except SpectrumError as exc:
+            return str(exc)
+        return _range_problem(lam)
+
     def with_max_spikes(self, max_spikes: int) -> Spectrum:
         """The same spectrum with spike cap ``max_spikes`` (cached sums kept)."""
         new = replace(self, max_spikes=int(max_spikes))
@@ -239,6 +417,8 @@ class Spectrum:
         name : str
             A label.
         """
+        if not isinstance(name, str):
+            raise SpectrumError(f"name must be a string, got {type(name).__name__}")
         arr = _check_eigenvalues(values)
         m = resolve_shape(arr.size, gamma=gamma, n_cols=n_cols)
         zero = arr == 0.0
@@ -259,6 +439,15 @@ class Spectrum:
                 f"the spectrum has {ties} tied eigenvalue(s) (exactly equal values); "
                 "a Coulomb gas has distinct eigenvalues almost surely"
             )
+        problem = _range_problem(pos)
+        if problem is not None:
+            raise SpectrumError(problem)
+        if m > MAX_ASPECT * pos.size:
+            raise SpectrumError(
+                f"n_cols = {m:g} is more than {MAX_ASPECT:g} x N (N={pos.size} "
+                f"positive eigenvalues of {arr.size}): float64 cannot resolve kappa "
+                "at that aspect ratio"
+            )
         return cls(pos, m, n_zero=n_zero, name=name)
 
     @classmethod
@@ -270,6 +459,10 @@ class Spectrum:
         """
         lam = matrix_eigenvalues(matrix)
         m = max(np.shape(matrix))
+        if lam.size > MAX_EIGENVALUES:
+            raise SpectrumError(
+                f"matrix {np.shape(matrix)}: more than {MAX_EIGENVALUES} eigenvalues"
+            )
         return cls.from_eigenvalues(lam, n_cols=m, name=name)
 
     @classmethod
@@ -290,18 +483,29 @@ class Spectrum:
         from htmp_infer.io import read_spectrum_file
 
         values, meta = read_spectrum_file(path, matrix=matrix)
-        name = Path(path).stem
-        if matrix:
-            return cls.from_matrix(values, name=name)
-        if gamma is None and n_cols is None:
-            n_cols = meta.get("n_cols")
-            gamma = meta.get("gamma") if n_cols is None else None
-        if gamma is None and n_cols is None:
-            raise SpectrumError(
-                f"{Path(path).name}: the matrix shape is unknown; pass gamma (N/M) "
-                "or store n_cols in the .npz"
+        # a label that prints and goes into netCDF attributes whatever the file name
+        name = os.fsencode(Path(path).stem).decode("utf-8", "backslashreplace")
+        source = ""
+        try:
+            if matrix:
+                return cls.from_matrix(values, name=name)
+            if gamma is None and n_cols is None:
+                n_cols = meta.get("n_cols")
+                gamma = meta.get("gamma") if n_cols is None else None
+                source = "n_cols" if n_cols is not None else "gamma"
+            if gamma is None and n_cols is None:
+                raise SpectrumError(
+                    "the matrix shape is unknown; pass gamma (N/M) or store n_cols "
+                    "in the .npz"
+                )
+            return cls.from_eigenvalues(values, gamma=gamma, n_cols=n_cols, name=name)
+        except SpectrumError as exc:
+            where = (
+                f" (field {source!r} of the file)"
+                if source and source in str(exc)
+                else ""
             )
-        return cls.from_eigenvalues(values, gamma=gamma, n_cols=n_cols, name=name)
+            raise SpectrumError(f"{path}: {exc}{where}") from None
 
     @cached_property
     def log_vandermonde(self) -> float:
