@@ -68,7 +68,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-from htmp_infer.errors import HTMPError, SpectrumError
+from htmp_infer.errors import ArgumentError, SpectrumError
 from htmp_infer.weights import TensorRef
 
 __all__ = [
@@ -95,8 +95,9 @@ KIND_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
-class SelectionError(HTMPError, ValueError):
-    """A bad layer-selection argument: regular expression, kind or ``conv``."""
+class SelectionError(ArgumentError):
+    """A bad layer-selection argument: regular expression, kind or ``conv``
+    (an :class:`~htmp_infer.errors.ArgumentError`: HTMPError and ValueError)."""
 
 
 class Skipped(NamedTuple):
