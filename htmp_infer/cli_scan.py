@@ -1,13 +1,24 @@
-"""Command line for whole networks: ``htmp-infer scan`` and ``compare-layers``."""
+"""Command line for whole networks: ``htmp-infer scan`` and ``compare-layers``.
+
+Both check their arguments and outputs before any work, with a one-line error
+(exit status 2), and never write over the file they read
+(:func:`htmp_infer.io.reading`). ``SIGINT``, ``SIGTERM`` and ``SIGHUP`` stop
+them with one line (exit status 128 + the signal number): a scan keeps every
+layer it saved and says how to resume (:mod:`htmp_infer.scan_signals`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from htmp_infer.errors import HTMPError
+from htmp_infer.scan_signals import Interrupted, ScanInterrupted, handling
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,10 +46,37 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-split-qkv", action="store_true", help="keep fused qkv matrices whole"
     )
-    g.add_argument("--min-dim", type=int, default=16, help="skip smaller matrices")
+    g.add_argument(
+        "--min-dim", type=_nonnegative, default=16, help="skip smaller matrices"
+    )
     g.add_argument(
         "--no-cache", action="store_true", help="do not read or write the cache"
     )
+
+
+def _nonnegative(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _nonnegative(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"must be below 2**32, got {text}")
+    return value
+
+
+def _one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
+    """Report a bad argument as one ``htmp-infer: error:`` line, exit status 2."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(
+            2, f"htmp-infer: error: {message} (see htmp-infer {command} --help)\n"
+        )
+
+    setattr(parser, "error", error)  # noqa: B010  (a method of this instance only)
 
 
 def add_method_argument(parser: Any, default: str) -> None:
@@ -73,8 +111,13 @@ def add_parsers(
     s.add_argument("--chains", type=positive_int, default=4)
     s.add_argument("--draws", type=positive_int, default=500)
     s.add_argument("--warmup", type=nonnegative_int, default=500)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--ppc-draws", type=positive_int, default=40)
+    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument(
+        "--ppc-draws",
+        type=nonnegative_int,
+        default=40,
+        help="posterior-predictive replicates (0: no check)",
+    )
     add_method_argument(s, "grid")
     s.add_argument(
         "--jobs",
@@ -85,6 +128,7 @@ def add_parsers(
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--no-progress", action="store_true")
     _selection_args(s)
+    _one_line_errors(s, "scan")
     s.set_defaults(handler=_scan)
 
     c = sub.add_parser(
@@ -100,27 +144,49 @@ def add_parsers(
     c.add_argument("--chains", type=positive_int, default=4)
     c.add_argument("--draws", type=positive_int, default=1000)
     c.add_argument("--warmup", type=nonnegative_int, default=1000)
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--no-progress", action="store_true")
     _selection_args(c)
+    _one_line_errors(c, "compare-layers")
     c.set_defaults(handler=_compare_layers)
 
 
-def _bundle(args: argparse.Namespace) -> SpectraBundle:
+def _input(args: argparse.Namespace) -> Path:
+    """The file or folder the command reads: a scan folder means its bundle."""
+    path: Path = args.path
+    if not path.exists():
+        raise HTMPError(f"{path}: no such file or directory")
+    if path.is_dir() and (path / "spectra.npz").is_file():
+        return path / "spectra.npz"  # a scan output directory
+    return path
+
+
+def _check_selection(args: argparse.Namespace) -> list[str] | None:
+    """Check ``--include``, ``--exclude`` and ``--kinds`` before any work."""
+    from htmp_infer.layers import expand_kinds
+    from htmp_infer.scan import pattern
+
+    pattern(args.include, "--include")
+    pattern(args.exclude, "--exclude")
+    if args.kinds is None:
+        return None
+    kinds = [k.strip() for k in args.kinds.split(",")]
+    if not all(kinds):
+        raise HTMPError(f"--kinds {args.kinds!r}: an empty name in the list")
+    expand_kinds(kinds)
+    return kinds
+
+
+def _bundle(
+    args: argparse.Namespace, path: Path, kinds: list[str] | None
+) -> SpectraBundle:
     from htmp_infer.bundle import SpectraBundle, is_bundle
     from htmp_infer.scan import filter_bundle
     from htmp_infer.spectra import compute_bundle
 
-    path: Path = args.path
-    if not path.exists():
-        raise HTMPError(f"{path}: no such file or directory")
-    kinds = args.kinds.split(",") if args.kinds else None
-    if path.is_dir() and (path / "spectra.npz").is_file():
-        path = path / "spectra.npz"  # a scan output directory
     if is_bundle(path):
-        return filter_bundle(
-            SpectraBundle.load(path), args.include, args.exclude, kinds
-        )
+        bundle = SpectraBundle.load(path)
+        return filter_bundle(bundle, args.include, args.exclude, kinds, label=str(path))
     return compute_bundle(
         path,
         include=args.include,
@@ -134,22 +200,49 @@ def _bundle(args: argparse.Namespace) -> SpectraBundle:
     )
 
 
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def _interrupted(exc: Interrupted, what: str) -> int:
+    """Say in one line what an interruption kept; return 128 + the signal."""
+    if isinstance(exc, ScanInterrupted) and exc.out_dir is not None:
+        layers = exc.out_dir / "layers"
+        text = (
+            f"{exc.saved} of {exc.total} layers saved in {layers}; "
+            "run the same command again to resume"
+        )
+    else:
+        text = what
+    print(f"htmp-infer: error: interrupted by {exc.name}: {text}", file=sys.stderr)
+    return exc.exit_status
+
+
 def _scan(args: argparse.Namespace) -> int:
+    with handling(signal.SIGTERM, signal.SIGHUP):
+        try:
+            return _run_scan(args)
+        except Interrupted as exc:
+            return _interrupted(
+                exc, "stopped before fitting; the same command starts it again"
+            )
+
+
+def _run_scan(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from htmp_infer.comparison import DEFAULT_MODELS
-    from htmp_infer.registry import available_models
+    from htmp_infer.io import reading
     from htmp_infer.scan import ScanOptions, scan
+    from htmp_infer.scan_state import check_outputs
 
-    models = tuple(args.models.split(",")) if args.models else DEFAULT_MODELS
-    bad = [m for m in models if m not in available_models()]
-    if bad or "htmp" not in models:
-        raise HTMPError(
-            f"--models must include htmp and name known models "
-            f"({', '.join(available_models())}); got {args.models}"
-        )
-    if args.out.exists() and not args.out.is_dir():
-        raise HTMPError(f"--out {args.out} exists and is not a directory")
+    models = (
+        tuple(m.strip() for m in args.models.split(","))
+        if args.models is not None
+        else DEFAULT_MODELS
+    )
     options = ScanOptions(
         models=models,
         chains=args.chains,
@@ -159,15 +252,24 @@ def _scan(args: argparse.Namespace) -> int:
         ppc_draws=args.ppc_draws,
         method=args.method,
     )
-    bundle = _bundle(args)
-    result = scan(
-        bundle,
-        args.out,
-        options=options,
-        progress=not args.no_progress,
-        plots=not args.no_plots,
-        jobs=args.jobs,
-    )
+    kinds = _check_selection(args)
+    if args.jobs > (cpus := _usable_cpus()):
+        raise HTMPError(
+            f"--jobs {args.jobs}: more worker processes than the {cpus} CPUs "
+            f"this process may use; use at most {cpus}"
+        )
+    path = _input(args)
+    with reading(path):
+        check_outputs(args.out, plots=not args.no_plots)
+        bundle = _bundle(args, path, kinds)
+        result = scan(
+            bundle,
+            args.out,
+            options=options,
+            progress=not args.no_progress,
+            plots=not args.no_plots,
+            jobs=args.jobs,
+        )
     cols = [
         "layer",
         "shape",
@@ -204,24 +306,49 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _compare_layers(args: argparse.Namespace) -> int:
+    with handling(signal.SIGTERM, signal.SIGHUP):
+        try:
+            return _run_compare_layers(args)
+        except Interrupted as exc:
+            return _interrupted(exc, "nothing was written")
+
+
+def _run_compare_layers(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from htmp_infer.hierarchy import fit_layers
-    from htmp_infer.io import write_atomic
+    from htmp_infer.io import check_output_file, reading, write_atomic
+    from htmp_infer.scan_signals import deferred
 
     if args.out is not None and args.out.suffix != ".nc":
         raise HTMPError(f"--out must end in .nc, got {args.out.name}")
-    bundle = _bundle(args)
-    result = fit_layers(
-        [layer.spectrum() for layer in bundle.layers],
-        [layer.kind for layer in bundle.layers],
-        [layer.depth for layer in bundle.layers],
-        seed=args.seed,
-        chains=args.chains,
-        draws=args.draws,
-        warmup=args.warmup,
-        progress=not args.no_progress,
-    )
+    kinds = _check_selection(args)
+    path = _input(args)
+    with reading(path):
+        outputs: list[Path] = []
+        if args.out is not None:
+            stem = args.out.with_suffix("")
+            outputs = [args.out, Path(f"{stem}_groups.csv"), Path(f"{stem}_layers.csv")]
+            for target in outputs:
+                check_output_file(target, what="--out")
+        bundle = _bundle(args, path, kinds)
+        result = fit_layers(
+            [layer.spectrum() for layer in bundle.layers],
+            [layer.kind for layer in bundle.layers],
+            [layer.depth for layer in bundle.layers],
+            seed=args.seed,
+            chains=args.chains,
+            draws=args.draws,
+            warmup=args.warmup,
+            progress=not args.no_progress,
+        )
+        if outputs:
+            with deferred():  # the three files, or none of them new
+                write_atomic(
+                    outputs[0], lambda p: result.tree.to_netcdf(p, engine="h5netcdf")
+                )
+                write_atomic(outputs[1], lambda p: result.groups.to_csv(p))
+                write_atomic(outputs[2], lambda p: result.standouts.to_csv(p))
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print("group posteriors (kappa of each kind at mid-depth):")
         print(result.groups.to_string(float_format=lambda v: f"{v:.3g}"))
@@ -233,12 +360,8 @@ def _compare_layers(args: argparse.Namespace) -> int:
                 float_format=lambda v: f"{v:.3g}"
             )
         )
-    if args.out is not None:
-        stem = args.out.with_suffix("")
-        write_atomic(args.out, lambda p: result.tree.to_netcdf(p, engine="h5netcdf"))
-        write_atomic(Path(f"{stem}_groups.csv"), lambda p: result.groups.to_csv(p))
-        write_atomic(Path(f"{stem}_layers.csv"), lambda p: result.standouts.to_csv(p))
-        print(f"wrote {args.out}, {stem}_groups.csv, {stem}_layers.csv")
+    if outputs:
+        print(f"wrote {', '.join(map(str, outputs))}")
     return 0
 
 

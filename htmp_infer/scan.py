@@ -29,17 +29,24 @@ Output directory
 ``forest.png``, ``mechanisms.png``, ``esd_grid.png``
     :mod:`htmp_infer.scan_plots`.
 
-Every file is written atomically, so no partial file ever looks finished.
+``.scan.lock``
+    Present while a scan writes there (one scan per folder at a time).
+
+Every file is written atomically, so no partial file ever looks finished; a
+scan killed or interrupted keeps every layer it saved, and the same command
+resumes it (:mod:`htmp_infer.scan_state`, :mod:`htmp_infer.scan_signals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import signal
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,51 +58,40 @@ from tqdm.auto import tqdm
 from htmp_infer.bundle import LayerSpectrum, SpectraBundle, is_bundle
 from htmp_infer.comparison import DEFAULT_MODELS, compare
 from htmp_infer.errors import HTMPError
-from htmp_infer.io import write_atomic
+from htmp_infer.io import reading
 from htmp_infer.peers import hill_ks_alpha
 from htmp_infer.predictive import ppc_pvalue
 from htmp_infer.scan_pool import run_layers
+from htmp_infer.scan_signals import Interrupted, ScanInterrupted, deferred, handling
+from htmp_infer.scan_state import (
+    BUNDLE,
+    check_outputs,
+    layer_stem,
+    load_layer,
+    locked,
+    save_bundle,
+    save_layer,
+)
+from htmp_infer.scan_table import (
+    COLUMNS,
+    ScanResult,
+    assemble,
+    gather,
+    write_tables,
+)
 from htmp_infer.spectra import compute_bundle
 
 __all__ = [
     "COLUMNS",
+    "ScanArgumentError",
     "ScanOptions",
     "ScanResult",
     "assemble",
     "filter_bundle",
+    "pattern",
     "scan",
     "scan_layer",
 ]
-
-#: Columns of the per-layer table, in order (``w_<model>`` per compared model).
-COLUMNS = (
-    "layer",
-    "kind",
-    "depth",
-    "shape",
-    "n",
-    "gamma",
-    "kappa_median",
-    "kappa_q05",
-    "kappa_q95",
-    "alpha_median",
-    "alpha_q05",
-    "alpha_q95",
-    "hill_alpha",
-    "best_model",
-    "best_not_identified",
-    "phase",
-    "phase_prob",
-    "n_spikes",
-    "n_spikes_q95",
-    "spike_cap",
-    "ppc_p",
-    "poor_fit",
-    "r_hat",
-    "ess_bulk",
-    "divergences",
-    "fit_seconds",
-)
 
 #: A layer's fit is flagged ``poor_fit`` when the posterior-predictive p-value is
 #: below this (see :func:`htmp_infer.predictive.ppc_pvalue`).
@@ -105,6 +101,10 @@ POOR_FIT_P = 0.05
 #: ``best_not_identified`` column; 4: the ``data`` model's edge prior), so that a
 #: resumed scan redoes layers written by an older version.
 RESULTS_VERSION = 4
+
+
+class ScanArgumentError(HTMPError, ValueError):
+    """A scan argument (options, jobs, layer selection) that cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -120,42 +120,35 @@ class ScanOptions:
     method: Literal["grid", "nuts"] = "grid"
 
     def __post_init__(self) -> None:
+        from htmp_infer.registry import available_models
+
         if self.method not in ("grid", "nuts"):
-            raise HTMPError(f"method must be 'grid' or 'nuts', got {self.method!r}")
+            raise ScanArgumentError(
+                f"method must be 'grid' or 'nuts', got {self.method!r}"
+            )
+        known = available_models()
+        models = list(self.models)
+        if "htmp" not in models or any(m not in known for m in models):
+            raise ScanArgumentError(
+                f"models must include htmp and name known models "
+                f"({', '.join(known)}); got {','.join(map(str, models))}"
+            )
+        if len(set(models)) != len(models):
+            raise ScanArgumentError(f"models lists a model twice: {','.join(models)}")
+        least = {"chains": 1, "draws": 1, "warmup": 0, "ppc_draws": 0, "seed": 0}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ScanArgumentError(
+                    f"{name} must be an integer >= {low}, got {value!r}"
+                )
+        if self.seed >= 2**32:
+            raise ScanArgumentError(f"seed must be below 2**32, got {self.seed}")
 
     def key(self) -> str:
         """A short hash of the options: results computed with others are redone."""
         text = json.dumps({**asdict(self), "v": RESULTS_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class ScanResult:
-    """What :func:`scan` returns (and wrote to ``out_dir``).
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        One row per fitted layer (:data:`COLUMNS` plus ``w_<model>``).
-    tree : xarray.DataTree
-        The combined DataTree (module docstring).
-    skipped : pandas.DataFrame
-        ``name``, ``shape``, ``reason`` of every tensor not fitted, failures
-        included (reason ``failed: ...``).
-    layers : dict of str to xarray.DataTree
-        Each layer's DataTree from :func:`scan_layer` (``fit_htmp``,
-        ``comparison``).
-    out_dir : Path or None
-    resumed : list of str
-        Layers read back from a previous run instead of refitted.
-    """
-
-    table: pd.DataFrame
-    tree: xr.DataTree
-    skipped: pd.DataFrame
-    layers: dict[str, xr.DataTree] = field(default_factory=dict)
-    out_dir: Path | None = None
-    resumed: list[str] = field(default_factory=list)
 
 
 def scan_layer(
@@ -249,36 +242,6 @@ def _not_identified(ident: pd.DataFrame, model: str) -> str:
     return "; ".join(f"{p}: {v}" for p, v in pairs)
 
 
-def _slug(i: int, name: str) -> str:
-    return f"{i:04d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', name)[:80]}"
-
-
-def _load_done(stem: Path, layer: LayerSpectrum, key: str) -> dict[str, Any] | None:
-    meta, nc = stem.with_suffix(".json"), stem.with_suffix(".nc")
-    if not (meta.is_file() and nc.is_file()):
-        return None
-    try:
-        done = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-    if done.get("options") != key or done.get("row", {}).get("layer") != layer.name:
-        return None
-    row: dict[str, Any] = done["row"]
-    return row
-
-
-def _save_layer(stem: Path, row: dict[str, Any], tree: xr.DataTree, key: str) -> None:
-    write_atomic(
-        stem.with_suffix(".nc"), lambda p: tree.to_netcdf(p, engine="h5netcdf")
-    )
-    text = json.dumps({"options": key, "row": row}, indent=1, default=float)
-
-    def _json(path: Path) -> None:
-        path.write_text(text)
-
-    write_atomic(stem.with_suffix(".json"), _json)
-
-
 def scan(
     source: str | Path | SpectraBundle,
     out_dir: str | Path | None = None,
@@ -328,88 +291,113 @@ def scan(
     ------
     HTMPError
         When the source cannot be read, nothing is selected, or no layer could be
-        fitted.
+        fitted; :class:`~htmp_infer.errors.OutputError` (before any work) when an
+        output cannot be written, would replace the source (a bundle in
+        ``out_dir`` is kept when it holds the same spectra), or another scan is
+        writing into ``out_dir``.
+    htmp_infer.scan_signals.ScanInterrupted
+        On ``SIGINT`` (a ``KeyboardInterrupt``), with the number of layers saved:
+        the same call resumes from them.
     """
     options = options or ScanOptions()
     if jobs < 1:
-        raise HTMPError(f"jobs must be >= 1, got {jobs}")
-    if isinstance(source, SpectraBundle) or is_bundle(source):
-        bundle = (
-            source if isinstance(source, SpectraBundle) else SpectraBundle.load(source)
-        )
-        bundle = filter_bundle(bundle, include, exclude, kinds)
-    else:
-        bundle = compute_bundle(
-            Path(source),
-            include=include,
-            exclude=exclude,
-            kinds=kinds,
-            conv=conv,
-            split_qkv=split_qkv,
-            min_dim=min_dim,
-            cache_dir=cache_dir,
-            progress=progress,
-        )
+        raise ScanArgumentError(f"jobs must be >= 1, got {jobs}")
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        bundle.save(out / "spectra.npz")  # what was fitted; compare-layers reads it
+    inputs = () if isinstance(source, SpectraBundle) else (source,)
+    with reading(*inputs), handling():
+        if out is not None:
+            check_outputs(out, plots=plots)  # before any work
+        if isinstance(source, SpectraBundle) or is_bundle(source):
+            bundle = (
+                source
+                if isinstance(source, SpectraBundle)
+                else SpectraBundle.load(source)
+            )
+            bundle = filter_bundle(bundle, include, exclude, kinds)
+        else:
+            bundle = compute_bundle(
+                Path(source),
+                include=include,
+                exclude=exclude,
+                kinds=kinds,
+                conv=conv,
+                split_qkv=split_qkv,
+                min_dim=min_dim,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+        if out is None:
+            return _fit_layers(bundle, None, options, progress, plots, jobs)
+        with locked(out):
+            save_bundle(bundle, out / BUNDLE)  # what was fitted; compare-layers
+            return _fit_layers(bundle, out, options, progress, plots, jobs)
+
+
+def _fit_layers(
+    bundle: SpectraBundle,
+    out: Path | None,
+    options: ScanOptions,
+    progress: bool,
+    plots: bool,
+    jobs: int,
+) -> ScanResult:
+    """Resume what ``out`` holds, fit the rest, write the tables (module doc)."""
     key = options.key()
     results: dict[int, tuple[dict[str, Any], xr.DataTree]] = {}
     failed: list[tuple[str, str, str]] = []
     resumed: list[str] = []
     stems = [
-        out / "layers" / _slug(i, layer.name) if out else None
+        layer_stem(out, i, layer.name) if out else None
         for i, layer in enumerate(bundle.layers)
     ]
-    todo = []
-    for i, layer in enumerate(bundle.layers):
-        stem = stems[i]
-        done = _load_done(stem, layer, key) if stem else None
-        if done is not None and stem is not None:
-            tree = xr.open_datatree(stem.with_suffix(".nc"), engine="h5netcdf").load()
-            results[i] = (done, tree)
-            resumed.append(layer.name)
-        else:
-            todo.append((i, layer))
-    bar = tqdm(
-        total=len(bundle.layers),
-        initial=len(resumed),
-        desc="scan",
-        unit="layer",
-        disable=not progress,
-    )
-    for i, outcome in run_layers(todo, options, jobs):
-        layer = bundle.layers[i]
-        bar.set_postfix_str(layer.name[-40:], refresh=False)
-        bar.update()
-        if isinstance(outcome, str):
-            shape = "x".join(map(str, layer.shape))
-            failed.append((layer.name, shape, f"failed: {outcome}"))
-            continue
-        stem = stems[i]
-        if stem is not None:
-            _save_layer(stem, *outcome, key)
-        results[i] = outcome
-    bar.close()
-    rows = [results[i][0] for i in sorted(results)]
-    trees = {results[i][0]["layer"]: results[i][1] for i in sorted(results)}
-    if not rows:
-        raise HTMPError(
-            f"no layer could be fitted ({len(failed)} failed"
-            + (f", e.g. {failed[0][0]}: {failed[0][2]}" if failed else "")
-            + ")"
-        )
-    skipped = pd.DataFrame(
-        [(s.name, "x".join(map(str, s.shape)), s.reason) for s in bundle.skipped]
-        + failed,
-        columns=["name", "shape", "reason"],
-    )
-    result = assemble(rows, trees, skipped, options)
-    result.resumed = resumed
-    if out is not None:
-        _write_outputs(result, out, plots)
-        result.out_dir = out
-    return result
+    try:
+        todo = []
+        for i, layer in enumerate(bundle.layers):
+            stem = stems[i]
+            done = load_layer(stem, layer, key) if stem else None
+            if done is not None:
+                results[i] = done
+                resumed.append(layer.name)
+            else:
+                todo.append((i, layer))
+        with (
+            tqdm(
+                total=len(bundle.layers),
+                initial=len(resumed),
+                desc="scan",
+                unit="layer",
+                disable=not progress,
+            ) as bar,
+            contextlib.closing(run_layers(todo, options, jobs)) as outcomes,
+        ):
+            for i, outcome in outcomes:
+                layer = bundle.layers[i]
+                bar.set_postfix_str(layer.name[-40:], refresh=False)
+                bar.update()
+                if isinstance(outcome, str):
+                    shape = "x".join(map(str, layer.shape))
+                    failed.append((layer.name, shape, f"failed: {outcome}"))
+                    continue
+                with deferred():  # saved and counted, or neither
+                    stem = stems[i]
+                    if stem is not None:
+                        save_layer(stem, *outcome, key)
+                    results[i] = outcome
+        result = gather(bundle, results, failed, options)
+        result.resumed = resumed
+        if out is not None:
+            with deferred():
+                write_tables(result, out)
+            if plots:
+                from htmp_infer.scan_plots import write_scan_plots
+
+                write_scan_plots(result, out)
+            result.out_dir = out
+        return result
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        saved = len(results) if out is not None else 0
+        raise ScanInterrupted(signum, saved, len(bundle.layers), out) from None
 
 
 def filter_bundle(
@@ -417,19 +405,29 @@ def filter_bundle(
     include: str | None,
     exclude: str | None,
     kinds: Sequence[str] | None,
+    *,
+    label: str | None = None,
 ) -> SpectraBundle:
-    """The layers of a bundle that pass the name and kind filters."""
+    """The layers of a bundle that pass the name and kind filters.
+
+    Raises
+    ------
+    HTMPError
+        A bad regex or kind, or no layer selected (naming ``label``, by default
+        the bundle's source).
+    """
     from htmp_infer.layers import Skipped, expand_kinds
 
     wanted = expand_kinds(kinds) if kinds else None
+    want, drop = pattern(include, "--include"), pattern(exclude, "--exclude")
     keep, skipped = [], list(bundle.skipped)
     for layer in bundle.layers:
         shape = layer.shape
-        if include and not re.search(include, layer.name):
+        if want and not want.search(layer.name):
             skipped.append(
                 Skipped(layer.name, shape, f"does not match --include {include!r}")
             )
-        elif exclude and re.search(exclude, layer.name):
+        elif drop and drop.search(layer.name):
             skipped.append(Skipped(layer.name, shape, f"matches --exclude {exclude!r}"))
         elif wanted is not None and layer.kind not in wanted:
             skipped.append(
@@ -438,70 +436,25 @@ def filter_bundle(
         else:
             keep.append(layer)
     if not keep:
-        raise HTMPError(f"{bundle.source}: no layer matches the selection")
+        raise ScanArgumentError(
+            f"{label or bundle.source}: none of its {len(bundle.layers)} layers "
+            "matches the selection (--include, --exclude, --kinds)"
+        )
     return SpectraBundle(keep, skipped, bundle.source, bundle.meta)
 
 
-def assemble(
-    rows: Sequence[dict[str, Any]],
-    trees: dict[str, xr.DataTree],
-    skipped: pd.DataFrame,
-    options: ScanOptions,
-) -> ScanResult:
-    """Gather per-layer results into the table and the combined DataTree."""
-    table = pd.DataFrame(list(rows))
-    order = [*COLUMNS, *(f"w_{m}" for m in options.models)]
-    table = table[order]
-    names = table["layer"].tolist()
-    layer_coord = {"layer": names}
+def pattern(text: str | None, flag: str) -> re.Pattern[str] | None:
+    """Compile a layer-name regex; a bad one is a one-line error naming ``flag``.
 
-    def stack(group: str, var: str, name: str, **sel: list[str]) -> xr.DataArray:
-        arrays = [trees[n][group].dataset[var].sel(sel) for n in names]
-        return (
-            xr.concat(arrays, dim="layer", coords="minimal", join="exact")
-            .assign_coords(layer_coord)
-            .rename(name)
-        )
-
-    posterior = xr.Dataset(
-        {
-            v: stack("fit_htmp/posterior", v, v)
-            for v in ("kappa", "log_kappa", "n_spikes")
-        }
-    )
-    gamma = xr.DataArray(table["gamma"].to_numpy(), dims="layer", coords=layer_coord)
-    posterior["alpha"] = 1.0 + posterior["kappa"] * (1.0 - gamma) / (2.0 * gamma)
-    comparison = xr.Dataset(
-        {
-            v: stack("comparison", v, v, model=list(options.models))
-            for v in ("weight", "log_evidence", "error")
-        }
-    )
-    phases = xr.Dataset({"probability": stack("comparison", "phase_probability", "p")})
-    layers = xr.Dataset.from_dataframe(table.set_index("layer"))
-    skipped_ds = xr.Dataset.from_dataframe(
-        skipped.reset_index(drop=True).rename_axis("skipped")
-    )
-    tree = xr.DataTree.from_dict(
-        {
-            "/posterior": xr.DataTree(posterior),
-            "/comparison": xr.DataTree(comparison),
-            "/phases": xr.DataTree(phases),
-            "/layers": xr.DataTree(layers),
-            "/skipped": xr.DataTree(skipped_ds),
-        }
-    )
-    tree.attrs.update({k: str(v) for k, v in asdict(options).items()})
-    return ScanResult(table, tree, skipped, {n: trees[n] for n in names})
-
-
-def _write_outputs(result: ScanResult, out: Path, plots: bool) -> None:
-    table = result.table
-    write_atomic(out / "scan.csv", lambda p: table.to_csv(p, index=False))
-    write_atomic(out / "scan.parquet", lambda p: table.to_parquet(p, index=False))
-    write_atomic(out / "scan.nc", lambda p: result.tree.to_netcdf(p, engine="h5netcdf"))
-    write_atomic(out / "skipped.csv", lambda p: result.skipped.to_csv(p, index=False))
-    if plots:
-        from htmp_infer.scan_plots import write_scan_plots
-
-        write_scan_plots(result, out)
+    Raises
+    ------
+    ScanArgumentError
+    """
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ScanArgumentError(
+            f"{flag} {text!r}: not a regular expression ({exc})"
+        ) from None

@@ -304,3 +304,77 @@ def test_best_not_identified_lists_only_the_best_model_s_open_parameters() -> No
     assert _not_identified(ident, "temperature") == "log_tail: lower bound only"
     assert _not_identified(ident, "htmp") == "log_kappa: upper bound only"
     assert _not_identified(ident, "mp") == ""
+
+
+def test_sweep_removes_the_scan_s_own_temporaries_only(tmp_path):
+    from htmp_infer.scan_state import sweep_temporaries
+
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    ours = [
+        layers / ".0001-a.weight.nc.k9x2abc_.tmp.nc",
+        layers / ".0001-a.weight.json.abcdefgh.tmp.json",
+        tmp_path / ".scan.csv.abcdefgh.tmp.csv",
+        tmp_path / ".spectra.npz.z0z0z0z0.tmp.npz",
+    ]
+    theirs = [
+        layers / "0001-a.weight.nc",  # a finished layer
+        layers / ".notes.txt.abcdefgh.tmp.txt",  # not a name the scan writes
+        tmp_path / ".report.csv.abcdefgh.tmp.csv",
+        tmp_path / ".scan.csv.abcdefgh.tmp.nc",  # suffix does not match
+        tmp_path / "layers.nc.abcdefgh.tmp.nc",  # not hidden
+    ]
+    for p in ours + theirs:
+        p.write_text("x")
+    assert sorted(sweep_temporaries(tmp_path)) == sorted(ours)
+    assert all(p.exists() for p in theirs) and not any(p.exists() for p in ours)
+
+
+def test_the_lock_admits_one_scan_and_leaves_no_file(tmp_path):
+    from htmp_infer.errors import OutputError
+    from htmp_infer.scan_state import LOCK, ScanLock
+
+    with ScanLock(tmp_path) as lock:
+        assert lock.held
+        assert (tmp_path / LOCK).read_text().strip() == str(os.getpid())
+        with pytest.raises(OutputError, match=f"another scan \\(pid {os.getpid()}\\)"):
+            ScanLock(tmp_path).__enter__()
+    assert not (tmp_path / LOCK).exists()
+    with ScanLock(tmp_path):  # free again
+        pass
+
+
+def test_a_signal_waits_for_the_end_of_a_save():
+    import signal
+
+    from htmp_infer.scan_signals import Interrupted, deferred, handling
+
+    done = []
+    with handling(signal.SIGTERM), pytest.raises(Interrupted) as info:
+        with deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("saved")
+        done.append("not reached")
+    assert done == ["saved"]
+    assert info.value.signum == signal.SIGTERM and info.value.exit_status == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_a_damaged_layer_file_is_refitted_with_one_warning(scanned, tmp_path):
+    import shutil
+
+    from htmp_infer.scan_state import DamagedLayerWarning
+
+    _, out, first, _ = scanned
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    nc = sorted((copy / "layers").glob("*.nc"))[1]
+    nc.write_bytes(nc.read_bytes()[:300])
+    with pytest.warns(DamagedLayerWarning, match="cannot be read back") as caught:
+        again = scan(copy / "spectra.npz", copy, options=OPTIONS, progress=False)
+    assert len([w for w in caught if w.category is DamagedLayerWarning]) == 1
+    assert len(again.resumed) == 2
+    pd.testing.assert_frame_equal(
+        again.table.drop(columns="fit_seconds"),
+        first.table.drop(columns="fit_seconds"),
+    )
