@@ -15,7 +15,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from htmp_infer.errors import HTMPError
 from htmp_infer.scan_signals import Interrupted, ScanInterrupted, handling
@@ -68,17 +68,6 @@ def _seed(text: str) -> int:
     return value
 
 
-def _one_line_errors(parser: argparse.ArgumentParser, command: str) -> None:
-    """Report a bad argument as one ``htmp-infer: error:`` line, exit status 2."""
-
-    def error(message: str) -> NoReturn:
-        parser.exit(
-            2, f"htmp-infer: error: {message} (see htmp-infer {command} --help)\n"
-        )
-
-    setattr(parser, "error", error)  # noqa: B010  (a method of this instance only)
-
-
 def add_method_argument(parser: Any, default: str) -> None:
     """``--method {grid,nuts}``: how a command draws its posteriors."""
     parser.add_argument(
@@ -128,7 +117,6 @@ def add_parsers(
     s.add_argument("--no-plots", action="store_true")
     s.add_argument("--no-progress", action="store_true")
     _selection_args(s)
-    _one_line_errors(s, "scan")
     s.set_defaults(handler=_scan)
 
     c = sub.add_parser(
@@ -147,7 +135,6 @@ def add_parsers(
     c.add_argument("--seed", type=_seed, default=0)
     c.add_argument("--no-progress", action="store_true")
     _selection_args(c)
-    _one_line_errors(c, "compare-layers")
     c.set_defaults(handler=_compare_layers)
 
 

@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 
 from htmp_infer.bundle import LayerSpectrum, SpectraBundle, is_bundle
 from htmp_infer.comparison import DEFAULT_MODELS, compare
-from htmp_infer.errors import HTMPError
+from htmp_infer.errors import ArgumentError, HTMPError
 from htmp_infer.io import reading
 from htmp_infer.peers import hill_ks_alpha
 from htmp_infer.predictive import ppc_pvalue
@@ -103,7 +103,7 @@ POOR_FIT_P = 0.05
 RESULTS_VERSION = 4
 
 
-class ScanArgumentError(HTMPError, ValueError):
+class ScanArgumentError(ArgumentError):
     """A scan argument (options, jobs, layer selection) that cannot be used."""
 
 
