@@ -180,12 +180,15 @@ def read_spectrum_file(
 
     p = Path(path)
     label = str(path)
-    if not p.exists():
-        raise SpectrumError(f"{label}: no such file")
-    if p.is_dir():
-        raise SpectrumError(f"{label}: is a directory, expected a file")
-    if not p.is_file():
-        raise SpectrumError(f"{label}: is not a regular file")
+    try:
+        if not p.exists():
+            raise SpectrumError(f"{label}: no such file")
+        if p.is_dir():
+            raise SpectrumError(f"{label}: is a directory, expected a file")
+        if not p.is_file():
+            raise SpectrumError(f"{label}: is not a regular file")
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES from stat()
+        raise SpectrumError(f"{label}: {exc.strerror or exc}") from None
     suffix = p.suffix.lower()
     if suffix not in EIGENVALUE_SUFFIXES:
         raise SpectrumError(
@@ -238,7 +241,7 @@ def reading(*paths: str | Path) -> Iterator[None]:
     package) refuses a target that is one of ``paths``, or an existing file
     inside one of them when it is a folder. Blocks nest.
     """
-    resolved = tuple(Path(p).resolve() for p in paths)
+    resolved = tuple(_realpath(p) for p in paths)
     token = _INPUTS.set(_INPUTS.get() + resolved)
     try:
         yield
@@ -246,10 +249,16 @@ def reading(*paths: str | Path) -> Iterator[None]:
         _INPUTS.reset(token)
 
 
+def _realpath(path: str | Path) -> Path:
+    """The absolute path with links followed; never raises (loops stay as they are)."""
+    return Path(os.path.realpath(path))
+
+
 def _refuse_input(target: Path) -> None:
-    real = target.resolve()
+    real = _realpath(target)
     for src in _INPUTS.get():
-        if real == src or (src.is_dir() and real.is_file() and src in real.parents):
+        inside = os.path.isdir(src) and os.path.isfile(real) and src in real.parents
+        if real == src or inside:
             raise OutputError(
                 f"{target}: refusing to write over an input of this command ({src})"
             )
@@ -318,10 +327,13 @@ def check_output_file(path: str | Path, *, what: str = "output") -> Path:
     """
     p = Path(path)
     _name_ok(p, what)
-    if p.is_dir():
-        raise OutputError(f"{what} {p}: is a folder, expected a file name")
-    _writable_parent(p, what)
-    _refuse_input(p)
+    try:
+        if p.is_dir():
+            raise OutputError(f"{what} {p}: is a folder, expected a file name")
+        _writable_parent(p, what)
+        _refuse_input(p)
+    except OSError as exc:  # ENAMETOOLONG, ELOOP... from stat()
+        raise OutputError(f"{what} {p}: {exc.strerror or exc}") from None
     return p
 
 
@@ -331,7 +343,7 @@ def check_distinct(*paths: str | Path | None) -> None:
     for p in paths:
         if p is None:
             continue
-        real = Path(p).resolve()
+        real = _realpath(p)
         if real in seen:
             raise OutputError(f"outputs {seen[real]} and {p} are the same file")
         seen[real] = Path(p)
@@ -341,15 +353,18 @@ def check_output_dir(path: str | Path, *, what: str = "output folder") -> Path:
     """Check, before any work, that ``path`` is (or can be made) a writable folder."""
     p = Path(path)
     _name_ok(p, what)
-    if p.exists() and not p.is_dir():
-        raise OutputError(f"{what} {p}: exists and is not a folder")
-    if p.is_dir():
-        if not os.access(p, os.W_OK | os.X_OK):
-            raise OutputError(f"{what} {p}: is not writable")
-        _probe(p, p, what)
-    else:
-        _writable_parent(p, what)
-    _refuse_input(p)
+    try:
+        if p.exists() and not p.is_dir():
+            raise OutputError(f"{what} {p}: exists and is not a folder")
+        if p.is_dir():
+            if not os.access(p, os.W_OK | os.X_OK):
+                raise OutputError(f"{what} {p}: is not writable")
+            _probe(p, p, what)
+        else:
+            _writable_parent(p, what)
+        _refuse_input(p)
+    except OSError as exc:  # ENAMETOOLONG, ELOOP... from stat()
+        raise OutputError(f"{what} {p}: {exc.strerror or exc}") from None
     return p
 
 

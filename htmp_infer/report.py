@@ -75,12 +75,15 @@ def read_fit(path: str | Path) -> xr.DataTree:
         dim; a comparison keeps its fits in ``fit_*`` groups).
     """
     p = Path(path)
-    if not p.exists():
-        raise HTMPError(f"{path}: no such file")
-    if p.is_dir():
-        raise HTMPError(f"{path}: is a directory, expected a .nc file of a fit")
-    if not p.is_file():
-        raise HTMPError(f"{path}: is not a regular file")
+    try:
+        if not p.exists():
+            raise HTMPError(f"{path}: no such file")
+        if p.is_dir():
+            raise HTMPError(f"{path}: is a directory, expected a .nc file of a fit")
+        if not p.is_file():
+            raise HTMPError(f"{path}: is not a regular file")
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES from stat()
+        raise HTMPError(f"{path}: {exc.strerror or exc}") from None
     try:
         dt = xr.open_datatree(p, engine="h5netcdf", phony_dims="access")
         try:

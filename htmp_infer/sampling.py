@@ -71,6 +71,13 @@ def as_generator(key: KeyLike) -> np.random.Generator:
     return np.random.default_rng(np.asarray(arr, dtype=np.uint32).ravel().tolist())
 
 
+def _check_n(n: object) -> None:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise ArgumentError(f"n must be an integer, got {type(n).__name__}")
+    if not 1 <= n <= MAX_EIGENVALUES:
+        raise ArgumentError(f"n must be in [1, {MAX_EIGENVALUES}], got {n}")
+
+
 def _bidiagonal_eigvals(diag2: NDArray[Any], sub2: NDArray[Any]) -> NDArray[Any]:
     """Eigenvalues of ``B Bᵀ`` for the lower-bidiagonal ``B`` with squared entries."""
     sv = bidiagonal_singular_values(np.sqrt(diag2), np.sqrt(sub2))
@@ -124,10 +131,7 @@ def sample_beta_laguerre(
     For very small :math:`\alpha` some :math:`\chi^2` draws underflow float64, which
     yields exact zeros in the spectrum; they are returned as they are.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer):
-        raise ArgumentError(f"n must be an integer, got {type(n).__name__}")
-    if not 1 <= n <= MAX_EIGENVALUES:
-        raise ArgumentError(f"n must be in [1, {MAX_EIGENVALUES}], got {n}")
+    _check_n(n)
     if size is not None and (
         isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1
     ):
@@ -189,6 +193,7 @@ def sample_htmp(
     \mathrm{scale})`, for which :math:`\mathbb{E}[\frac1N\sum_i x_i] = 1` exactly
     and the empirical measure tends to the HTMP law :math:`\rho_{\gamma,\kappa}`.
     """
+    _check_n(n)
     m = resolve_shape(n, gamma=gamma, n_cols=n_cols)
     for what, value in (("kappa", kappa), ("scale", scale)):
         if isinstance(value, bool) or not (

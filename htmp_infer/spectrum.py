@@ -492,7 +492,8 @@ class Spectrum:
             if gamma is None and n_cols is None:
                 n_cols = meta.get("n_cols")
                 gamma = meta.get("gamma") if n_cols is None else None
-                source = "n_cols" if n_cols is not None else "gamma"
+                source = "n_cols" if n_cols is not None else ""
+                source = "gamma" if gamma is not None else source
             if gamma is None and n_cols is None:
                 raise SpectrumError(
                     "the matrix shape is unknown; pass gamma (N/M) or store n_cols "
