@@ -406,7 +406,10 @@ def _summary(args: argparse.Namespace) -> int:
     from htmp_infer.report import read_fit
 
     dt = read_fit(args.file)
-    _print_table(dt)
+    try:
+        _print_table(dt)
+    except HTMPError as exc:
+        raise HTMPError(f"{args.file}: {exc}") from None
     return 0
 
 
