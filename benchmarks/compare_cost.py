@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 import warnings
 
-from htmp_infer import Spectrum, compare, fit, sample_htmp
+from htmp_infer import Spectrum, compare, fit
+from htmp_infer.ensembles.sampling import sample_htmp
 
 GAMMA = 0.5
 

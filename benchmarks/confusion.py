@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from htmp_infer.calibration import confusion_matrix, weight_reliability
 from htmp_infer.io import atomic_path
+from htmp_infer.validation.calibration import confusion_matrix, weight_reliability
 
 MODELS = ("mp", "htmp", "inverse_htmp", "temperature", "data")
 

@@ -4,7 +4,7 @@ For every matrix of the shipped MiniLM bundle and every model of the scan, this
 runs ``evidence_and_grid`` (the step that dominates a layer's fit) twice, the
 first to compile, and on the second pass times the compiled batched evaluations of
 the log posterior at the grid nodes (every call of
-``htmp_infer._grid_rule.evaluate``) apart from the rest (mode search, Hessian,
+``htmp_infer.inference._grid_rule.evaluate``) apart from the rest (mode search, Hessian,
 spike-cap search, bookkeeping). It prints, per model, the evaluations, the seconds
 of the whole evidence, the seconds inside the compiled evaluations, and the SVD
 floor of the same matrices (the bundle's recorded shapes, Gaussian matrices,
@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-import htmp_infer.evidence as ev_module
-from htmp_infer import _grid_rule
-from htmp_infer.bundle import SpectraBundle
-from htmp_infer.comparison import DEFAULT_MODELS
+import htmp_infer.inference.evidence as ev_module
 from htmp_infer.errors import HTMPError
+from htmp_infer.inference import _grid_rule
+from htmp_infer.inference.comparison import DEFAULT_MODELS
+from htmp_infer.networks.bundle import SpectraBundle
 
 BUNDLE = Path(__file__).resolve().parents[1] / "data" / "minilm_spectra.npz"
 

@@ -23,7 +23,7 @@ import numpy as np
 
 import htmp_infer
 from htmp_infer import Spectrum, fit
-from htmp_infer.sampling import sample_htmp
+from htmp_infer.ensembles.sampling import sample_htmp
 
 
 def _fit_seconds(spectrum: Spectrum, seed: int, ppc: int) -> tuple[float, object]:

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from htmp_infer.errors import HTMPError
-from htmp_infer.meanfield import equilibrium
+from htmp_infer.meanfield.free_energy import equilibrium
 
 N, M = 100, 200
 KAPPAS = (0.01, 0.3, 4.0, 100.0)

@@ -11,7 +11,8 @@ an exponential family in (β, b', h) for fixed c. The Fisher information is the
 covariance of the score, I(θ) = Cov_θ[∇_θ log p̃(λ | θ)], with p̃ the unnormalised
 density, because the normaliser's gradient is the score's mean. So I is estimated
 from simulated spectra alone: R independent MCMC draws of the gas
-(``htmp_infer.gas_mcmc``, 400 sweeps from an exact β-prime draw lifted above the
+(``htmp_infer.ensembles.gas_mcmc``, 400 sweeps from an exact β-prime draw lifted above
+the
 edge, as the ``data`` model simulates). In θ = (log κ, log b', log h, log c) the
 score of one spectrum is
 
@@ -47,9 +48,9 @@ import numpy as np
 from jax import Array
 
 from htmp_infer._numerics import log_abs_vandermonde
-from htmp_infer.gas_mcmc import sample_gas_mcmc
-from htmp_infer.jacobi import betaprime_log_normalizer
-from htmp_infer.sampling_jacobi import sample_betaprime
+from htmp_infer.ensembles.gas_mcmc import sample_gas_mcmc
+from htmp_infer.ensembles.jacobi import betaprime_log_normalizer
+from htmp_infer.ensembles.sampling_jacobi import sample_betaprime
 
 NAMES = ("log_kappa", "log_tail", "log_edge", "log_scale")
 

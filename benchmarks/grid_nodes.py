@@ -4,7 +4,8 @@ For every layer of the shipped MiniLM bundle (``data/minilm_spectra.npz``) and t
 three default models with parameters, the evidence is computed twice, side by
 side in one process (after one warm-up pass, so no compilation is timed):
 
-1. ``flood``: the rule as shipped (:mod:`htmp_infer._grid_rule`: coarse nodes by
+1. ``flood``: the rule as shipped (:mod:`htmp_infer.inference._grid_rule`: coarse nodes
+by
    a flood fill above peak − 30 nats, fine nodes next to coarse nodes above peak
    − 20 nats);
 2. ``box``: every node of the same boxes (both thresholds set to infinity).
@@ -25,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from htmp_infer import _grid_rule
-from htmp_infer.bundle import LayerSpectrum, SpectraBundle
-from htmp_infer.evidence import evidence_and_grid
+from htmp_infer.inference import _grid_rule
+from htmp_infer.inference.evidence import evidence_and_grid
+from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle
 
 MODELS = ("htmp", "inverse_htmp", "temperature")
 BUNDLE = Path(__file__).resolve().parents[1] / "data" / "minilm_spectra.npz"

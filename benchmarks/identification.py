@@ -1,4 +1,5 @@
-"""How often each verdict of ``htmp_infer.identification`` comes out, by simulation.
+"""How often each verdict of ``htmp_infer.inference.identification`` comes out, by
+simulation.
 
 Spectra are simulated from the priors of ``htmp`` (the nested limit of
 ``temperature`` as b' → ∞ and of ``data`` as v → 0) and of the two extended
@@ -21,7 +22,7 @@ import warnings
 import pandas as pd
 
 from htmp_infer import compare
-from htmp_infer.calibration import model_stream, simulate_from_prior
+from htmp_infer.validation.calibration import model_stream, simulate_from_prior
 
 MODELS = ("htmp", "temperature", "data")
 

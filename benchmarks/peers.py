@@ -5,8 +5,9 @@ exact HTMP spectra (Dumitriu-Edelman sampler, fixed seeds) and estimate kappa wi
 
 - ours: the posterior median of the htmp model (2 chains x 500 draws, 500 warm-up);
 - iid-MLE: the limit density fitted as if the eigenvalues were i.i.d. (the
-  limit-level fit of the paper's authors' code, htmp_infer.peers.iid_mle_kappa);
-- moment: 2 gamma / (m2/m1^2 - 1 - gamma) (htmp_infer.peers.moment_kappa).
+  limit-level fit of the paper's authors' code,
+  htmp_infer.validation.peers.iid_mle_kappa);
+- moment: 2 gamma / (m2/m1^2 - 1 - gamma) (htmp_infer.validation.peers.moment_kappa).
 
 It reports the median absolute relative error |kappa_hat/kappa - 1| of each method,
 the ratio ours / best peer (the issue's target: <= 0.5 at every kappa) and the
@@ -39,8 +40,13 @@ import numpy as np
 
 import htmp_infer
 from htmp_infer import Spectrum, fit
-from htmp_infer.peers import hill_ks_alpha, iid_mle_kappa, kappa_to_alpha, moment_kappa
-from htmp_infer.sampling import sample_htmp
+from htmp_infer.ensembles.sampling import sample_htmp
+from htmp_infer.validation.peers import (
+    hill_ks_alpha,
+    iid_mle_kappa,
+    kappa_to_alpha,
+    moment_kappa,
+)
 
 KAPPAS = (0.5, 2.0, 5.5, 20.0)
 _FLOOR = 0.6745  # median |Z| of a standard normal

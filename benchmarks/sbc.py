@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from htmp_infer.calibration import sbc
+from htmp_infer.validation.calibration import sbc
 
 MODELS = ("htmp", "inverse_htmp", "temperature", "data")
 

@@ -8,10 +8,11 @@ Measured side by side in one process (this machine is noisy; read the ratios):
 
 1. ``svd``: the floor, the float64 SVD (singular values only) of every selected
    matrix, read from the safetensors file;
-2. ``spectra``: :func:`htmp_infer.spectra.compute_bundle` without cache (reading,
+2. ``spectra``: :func:`htmp_infer.networks.eigen.compute_bundle` without cache (reading,
    selection, SVD) and its peak traced memory (``tracemalloc``: numpy buffers,
    LAPACK workspace included) against the largest matrix;
-3. ``scan``: :func:`htmp_infer.scan.scan` with every mechanism model, twice: cold
+3. ``scan``: :func:`htmp_infer.networks.scan.scan` with every mechanism model, twice:
+cold
    (compilation included) and warm (compiled programs reused, as with JAX's
    persistent compilation cache warm);
 4. WeightWatcher ``analyze()`` in its default mode and with ``randomize=True,
@@ -36,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from htmp_infer.layers import select_matrices
-from htmp_infer.scan import ScanOptions, scan
-from htmp_infer.spectra import compute_bundle
-from htmp_infer.weights import open_weights
+from htmp_infer.networks.eigen import compute_bundle
+from htmp_infer.networks.layers import select_matrices
+from htmp_infer.networks.scan import ScanOptions, scan
+from htmp_infer.networks.weights import open_weights
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _weightwatcher import run_weightwatcher, weightwatcher_available

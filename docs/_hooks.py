@@ -20,7 +20,7 @@ from mkdocs.exceptions import PluginError
 MARKER = "<!-- cli-reference -->"
 #: where the parser factory may live: the CLI module, or the module that holds
 #: ``main`` once the CLI is a package
-_PARSER_MODULES = ("htmp_infer.cli", "htmp_infer.cli.main")
+_PARSER_MODULES = ("htmp_infer.cli.app", "htmp_infer.cli.app.main")
 _PARSER_FACTORIES = ("_parser", "build_parser", "parser")
 _TYPE_WORDS = {int: "integer", float: "number", str: "text"}
 

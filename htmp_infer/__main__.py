@@ -2,6 +2,6 @@
 
 import sys
 
-from htmp_infer.cli import main
+from htmp_infer.cli.app import main
 
 sys.exit(main())

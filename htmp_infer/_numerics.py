@@ -7,6 +7,8 @@ import numpy as np
 from jax import Array
 from numpy.typing import ArrayLike, NDArray
 
+import htmp_infer._x64  # noqa: F401  (float64 before any array)
+
 __all__ = ["log_abs_vandermonde", "log_abs_vandermonde_jax"]
 
 _CHUNK = 1024

@@ -176,7 +176,7 @@ def read_spectrum_file(
         :data:`~htmp_infer.spectrum.MAX_EIGENVALUES` eigenvalues, is refused
         before anything is allocated.
     """
-    from htmp_infer.spectrum import MAX_EIGENVALUES
+    from htmp_infer._spectrum_checks import MAX_EIGENVALUES
 
     p = Path(path)
     label = str(path)

@@ -31,6 +31,7 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import ArrayLike, NDArray
 
+import htmp_infer._x64  # noqa: F401  (float64 before any array)
 from htmp_infer._numerics import log_abs_vandermonde
 from htmp_infer._spectrum_checks import (
     _TINY,
@@ -191,7 +192,8 @@ class Spectrum:
         A label (file name, layer name).
     max_spikes : int or None
         The spike cap :math:`K` of the spiked models' likelihoods (``None``: the
-        first cap, :func:`htmp_infer.spikes.default_max_spikes`). The evidence
+        first cap, :func:`htmp_infer.mechanisms.spikes.default_max_spikes`). The
+        evidence
         raises it when the posterior presses against it (:meth:`with_max_spikes`).
     """
 

@@ -1,6 +1,9 @@
-"""NumPyro programs and their priors (one model per module).
+"""NumPyro programs and their priors (one model per module): ``htmp_infer.models``.
 
-Each model module exposes:
+This folder is installed inside the library's namespace, as ``htmp_infer.models``;
+it is not a top-level ``models`` package.
+
+Each model module follows :class:`htmp_infer.mechanisms.protocol.MechanismModel`:
 
 - ``model(eigenvalues, *, sizes, table, n_cols, ...)``: the NumPyro program;
 - ``static_kwargs(spectrum)`` / ``data_kwargs(spectrum)``: its static arguments
@@ -12,9 +15,14 @@ Each model module exposes:
 """
 
 REGISTRY = {
-    "mp": "models.mp",
-    "htmp": "models.htmp",
-    "inverse_htmp": "models.inverse_htmp",
-    "temperature": "models.temperature",
-    "data": "models.data",
+    "mp": "htmp_infer.models.mp",
+    "htmp": "htmp_infer.models.htmp",
+    "inverse_htmp": "htmp_infer.models.inverse_htmp",
+    "temperature": "htmp_infer.models.temperature",
+    "data": "htmp_infer.models.data",
 }
+
+if __name__ == "models":  # imported from the repository root as a top-level name
+    raise ImportError(
+        "the models are installed inside the library: import htmp_infer.models"
+    )

@@ -8,14 +8,14 @@ import numpy as np
 import numpyro
 from jax import Array
 
-from htmp_infer.mechanisms import JointLogDensity, spiked_data
-from htmp_infer.spectrum import Spectrum
-from htmp_infer.spikes import (
+from htmp_infer.mechanisms.bulk import JointLogDensity, spiked_data
+from htmp_infer.mechanisms.spikes import (
     SpikeTable,
     draw_spike_counts,
     mix_spike_counts,
     spike_logits,
 )
+from htmp_infer.spectrum import Spectrum
 
 __all__ = ["data_kwargs", "observe", "spike_counts", "static_kwargs"]
 
@@ -29,7 +29,7 @@ def data_kwargs(spectrum: Spectrum, limit: int | None = None) -> dict[str, Any]:
     """Traced arguments: the data and its cached per-spike-count statistics.
 
     ``limit`` is the spike prior's support (default
-    :func:`~htmp_infer.spikes.spike_limit`).
+    :func:`~htmp_infer.mechanisms.spikes.spike_limit`).
     """
     return spiked_data(spectrum, limit=limit)[1]
 

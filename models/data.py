@@ -18,12 +18,12 @@ feature prior (rate :math:`\vartheta`) the eigenvalues form the gas
 power-law lower tail :math:`\lambda^{\delta-1}` by an exponential cut-off at
 :math:`\lambda \approx h'`: structure in the data lifts the small eigenvalues.
 
-The normaliser has no closed form; :mod:`htmp_infer.data_edge` uses the exact
+The normaliser has no closed form; :mod:`htmp_infer.meanfield.data_edge` uses the exact
 Laguerre (Selberg) normaliser plus the mean-field free-energy difference of the
 edge, tabulated per matrix shape. **This likelihood is an approximation**,
 validated by simulation-based calibration against MCMC draws of the gas
-(``tests/test_data_model.py``); replicated spectra come from that MCMC
-(:func:`htmp_infer.gas_mcmc.sample_gas_mcmc`), not from an exact sampler.
+(``tests/models/test_data_model.py``); replicated spectra come from that MCMC
+(:func:`htmp_infer.ensembles.gas_mcmc.sample_gas_mcmc`), not from an exact sampler.
 
 Identifiability: only :math:`h' = \rho h` enters (the temperature ratio and the
 alignment :math:`h` are not separable), reported as ``edge`` in eigenvalue units
@@ -61,16 +61,21 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
-from htmp_infer import Spectrum
-from htmp_infer.data_edge import EDGE_RANGE, KAPPA_RANGE, edge_correction, edge_table
+from htmp_infer.ensembles.gas_mcmc import sample_gas_mcmc
+from htmp_infer.ensembles.sampling import sample_beta_laguerre
 from htmp_infer.errors import HTMPError
-from htmp_infer.gas_mcmc import sample_gas_mcmc
-from htmp_infer.mechanisms import as_table, data_edge_bulk
-from htmp_infer.sampling import sample_beta_laguerre
-from htmp_infer.spikes import add_spikes, default_max_spikes, spike_log_prior
-from models._common import data_kwargs as _common_data
-from models._common import observe, spike_counts
-from models._common import static_kwargs as _common_static
+from htmp_infer.meanfield.data_edge import (
+    EDGE_RANGE,
+    KAPPA_RANGE,
+    edge_correction,
+    edge_table,
+)
+from htmp_infer.mechanisms.bulk import as_table, data_edge_bulk
+from htmp_infer.mechanisms.spikes import add_spikes, default_max_spikes, spike_log_prior
+from htmp_infer.models._common import data_kwargs as _common_data
+from htmp_infer.models._common import observe, spike_counts
+from htmp_infer.models._common import static_kwargs as _common_static
+from htmp_infer.spectrum import Spectrum
 
 #: The edge table is built for one spike cap per shape (``data_edge``): this
 #: model keeps the first cap, and its spike prior stops there.
@@ -123,6 +128,10 @@ def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
 def _unit_mean(kappa: Any, n: int, n_cols: Any) -> Any:
     """:math:`a_0 + \\kappa/2`: the HTMP mean eigenvalue at rate 1 (v's unit)."""
     return kappa * ((n_cols - n + 1.0) / (2.0 * n) + 0.5)
+
+
+#: The posterior is drawn exactly (no MCMC, no quadrature).
+EXACT_POSTERIOR = False
 
 
 def model(

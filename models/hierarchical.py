@@ -18,14 +18,16 @@ as ``"attention_q"`` or ``"mlp_in"``, :math:`G` kinds in all) and a relative dep
 
 with :math:`\nu` = ``layer_df`` = 4 (``None``: :math:`z_l\sim\mathcal N(0, 1)`).
 Given :math:`\kappa_l` its :math:`N_l` eigenvalues are the spiked HTMP of
-:mod:`models.htmp` (rate integrated out under :math:`d\log\vartheta`, spike count
+:mod:`htmp_infer.models.htmp` (rate integrated out under :math:`d\log\vartheta`, spike
+count
 summed out), independently across layers:
 
 .. math::
 
     p(\lambda_{1..L}\mid\kappa_{1..L}) = \prod_l p_{\rm HTMP}(\lambda_l\mid\kappa_l).
 
-Each layer's likelihood is the exact one of :mod:`models.htmp`, :math:`O(K)` per
+Each layer's likelihood is the exact one of :mod:`htmp_infer.models.htmp`, :math:`O(K)`
+per
 evaluation on cached statistics. Layers that share a static signature (bulk sizes,
 :math:`M`) share one ``vmap``-ed evaluation; a network has a few such shapes.
 
@@ -42,7 +44,8 @@ group.
 
 Priors
 ------
-- :math:`\mu`: the prior of :mod:`models.htmp` (median :math:`\kappa = 4`, log-sd 3).
+- :math:`\mu`: the prior of :mod:`htmp_infer.models.htmp` (median :math:`\kappa = 4`,
+log-sd 3).
 - :math:`\sigma_a`, :math:`\tau`: half-normal(1) on the :math:`\log\kappa` scale, a
   factor :math:`e^{\pm 2}\approx 7` between kinds or layers within :math:`2\sigma`.
   They are sampled as :math:`\log\sigma_a`, :math:`\log\tau` with the half-normal
@@ -79,10 +82,15 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
-from htmp_infer.mechanisms import JointLogDensity, as_table, laguerre_bulk, spiked_data
+from htmp_infer.mechanisms.bulk import (
+    JointLogDensity,
+    as_table,
+    laguerre_bulk,
+    spiked_data,
+)
+from htmp_infer.mechanisms.spikes import mix_spike_counts
+from htmp_infer.models.htmp import LOG_KAPPA_LOC, LOG_KAPPA_SCALE
 from htmp_infer.spectrum import Spectrum
-from htmp_infer.spikes import mix_spike_counts
-from models.htmp import LOG_KAPPA_LOC, LOG_KAPPA_SCALE
 
 __all__ = [
     "LAYER_DF",
@@ -178,7 +186,7 @@ def inputs(
 
 
 def _one_layer(sizes: tuple[int, ...], layer: dict[str, Any], kappa: Array) -> Array:
-    """Exact spiked HTMP log-likelihood of one layer (:mod:`models.htmp`)."""
+    """Exact spiked HTMP log-likelihood of one layer (:mod:`htmp_infer.models.htmp`)."""
     tab = as_table(sizes, layer["table"])
     return mix_spike_counts(laguerre_bulk(tab, layer["n_cols"], kappa), tab)
 

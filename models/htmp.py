@@ -14,7 +14,8 @@ and rate :math:`\vartheta`:
     \lambda \mid \kappa, \vartheta, k \sim \mathrm{HTMP}_{N-k,M-k}(\kappa, \vartheta)
     \oplus k \text{ spikes}.
 
-The :math:`k` spikes (outliers above the bulk, :mod:`htmp_infer.spikes`) are summed
+The :math:`k` spikes (outliers above the bulk, :mod:`htmp_infer.mechanisms.spikes`) are
+summed
 out exactly; ``n_spikes`` is drawn from its conditional posterior per draw.
 
 Priors
@@ -25,7 +26,7 @@ Priors
   :math:`N` up to :math:`10^4`; the limit law is Marchenko–Pastur already for
   :math:`\kappa \gtrsim 10^2`).
 - spikes: :math:`P(k)\propto 2^{-k}` on :math:`0..K`, Pareto ratios above the bulk
-  with index :math:`\nu\sim\mathrm{Gamma}(2,1)` (:mod:`htmp_infer.spikes`).
+  with index :math:`\nu\sim\mathrm{Gamma}(2,1)` (:mod:`htmp_infer.mechanisms.spikes`).
 - rate :math:`\vartheta`: scale-invariant (Jeffreys). Eigenvalue units carry no
   information, so inference does not depend on how a spectrum is scaled.
 
@@ -33,7 +34,8 @@ Parameterisation
 ----------------
 The rate enters as :math:`\vartheta^E e^{-\vartheta S}` (:math:`E = N\alpha +
 \beta N(N-1)/2`, :math:`S = \sum\lambda_i`), so it is integrated out exactly
-(:func:`htmp_infer.likelihood.laguerre_log_marginal`) and NUTS samples the single
+(:func:`htmp_infer.ensembles.likelihood.laguerre_log_marginal`) and NUTS samples the
+single
 unconstrained coordinate ``log_kappa``. The plain :math:`(\beta, \alpha, s)`
 parameterisation has a posterior ridge (β and the scale are strongly
 anti-correlated) that costs NUTS ~32 leapfrog steps per iteration at
@@ -54,21 +56,27 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
-from htmp_infer import Spectrum
-from htmp_infer.mechanisms import as_table, laguerre_bulk
-from htmp_infer.sampling import sample_htmp
-from htmp_infer.spikes import (
+from htmp_infer.ensembles.sampling import sample_htmp
+from htmp_infer.mechanisms.bulk import as_table, laguerre_bulk
+from htmp_infer.mechanisms.spikes import (
     add_spikes,
     spike_limit,
     spike_log_prior,
     spike_table,
 )
-from models._common import data_kwargs as data_kwargs
-from models._common import observe, spike_counts
-from models._common import static_kwargs as static_kwargs
+from htmp_infer.models._common import data_kwargs as data_kwargs
+from htmp_infer.models._common import observe, spike_counts
+from htmp_infer.models._common import static_kwargs as static_kwargs
+from htmp_infer.spectrum import Spectrum
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
+
+
+#: The posterior is drawn exactly (no MCMC, no quadrature).
+EXACT_POSTERIOR = False
+#: The spike cap is raised until the posterior leaves it.
+SPIKES_ADAPTIVE = True
 
 
 def model(

@@ -19,7 +19,8 @@ reported as ``alpha_tail``), and its lower edge is inverse-Gamma.
 
 Priors
 ------
-As :mod:`models.htmp`: log-normal κ, Jeffreys rate (integrated out exactly: it
+As :mod:`htmp_infer.models.htmp`: log-normal κ, Jeffreys rate (integrated out exactly:
+it
 multiplies :math:`\sum_i 1/\mu_i`), spikes :math:`P(k)\propto 2^{-k}` with
 Gamma(2, 1) Pareto index.
 """
@@ -34,21 +35,27 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
-from htmp_infer import Spectrum
-from htmp_infer.mechanisms import as_table, inverse_laguerre_bulk
-from htmp_infer.sampling import sample_htmp
-from htmp_infer.spikes import (
+from htmp_infer.ensembles.sampling import sample_htmp
+from htmp_infer.mechanisms.bulk import as_table, inverse_laguerre_bulk
+from htmp_infer.mechanisms.spikes import (
     add_spikes,
     spike_limit,
     spike_log_prior,
     spike_table,
 )
-from models._common import data_kwargs as data_kwargs
-from models._common import observe, spike_counts
-from models._common import static_kwargs as static_kwargs
+from htmp_infer.models._common import data_kwargs as data_kwargs
+from htmp_infer.models._common import observe, spike_counts
+from htmp_infer.models._common import static_kwargs as static_kwargs
+from htmp_infer.spectrum import Spectrum
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
+
+
+#: The posterior is drawn exactly (no MCMC, no quadrature).
+EXACT_POSTERIOR = False
+#: The spike cap is raised until the posterior leaves it.
+SPIKES_ADAPTIVE = True
 
 
 def model(

@@ -15,7 +15,7 @@ eigenvector entropy, the random-like phase), whose limit is Marchenko–Pastur:
 Priors
 ------
 - spikes: :math:`P(k)\propto 2^{-k}` on :math:`0..K`, Pareto ratios above the bulk
-  with index :math:`\nu\sim\mathrm{Gamma}(2,1)` (:mod:`htmp_infer.spikes`);
+  with index :math:`\nu\sim\mathrm{Gamma}(2,1)` (:mod:`htmp_infer.mechanisms.spikes`);
 - rate: scale-invariant (Jeffreys), integrated out exactly.
 
 There is no continuous parameter left: the posterior of the spike count and the
@@ -28,21 +28,24 @@ from __future__ import annotations
 import numpy as np
 from jax import Array
 
-from htmp_infer import Spectrum
-from htmp_infer.mechanisms import as_table, laguerre_bulk, spiked_data
-from htmp_infer.sampling import sample_beta_laguerre
-from htmp_infer.spikes import (
+from htmp_infer.ensembles.sampling import sample_beta_laguerre
+from htmp_infer.mechanisms.bulk import as_table, laguerre_bulk, spiked_data
+from htmp_infer.mechanisms.spikes import (
     add_spikes,
     spike_limit,
     spike_log_prior,
     spike_table,
 )
-from models._common import data_kwargs as data_kwargs
-from models._common import observe, spike_counts
-from models._common import static_kwargs as static_kwargs
+from htmp_infer.models._common import data_kwargs as data_kwargs
+from htmp_infer.models._common import observe, spike_counts
+from htmp_infer.models._common import static_kwargs as static_kwargs
+from htmp_infer.spectrum import Spectrum
 
 EXACT_POSTERIOR = True
 """No continuous parameter: fit draws the posterior exactly, without NUTS."""
+
+#: The spike cap is raised until the posterior leaves it.
+SPIKES_ADAPTIVE = True
 
 
 def model(

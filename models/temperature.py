@@ -25,7 +25,7 @@ reported alone.
 
 Priors
 ------
-- ``kappa``: as :mod:`models.htmp` (log-normal, median 4, log-sd 3);
+- ``kappa``: as :mod:`htmp_infer.models.htmp` (log-normal, median 4, log-sd 3);
 - ``tail`` :math:`b'`: log-normal, median 3, log-sd 1.5 (HT-SR α = b'+1 from ~1.2
   to ~60 within ±2σ);
 - scale :math:`c`: scale-invariant, :math:`d\log c` (improper, as every model's
@@ -48,23 +48,29 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 
-from htmp_infer import Spectrum
 from htmp_infer.errors import HTMPError
-from htmp_infer.mechanisms import as_table, betaprime_bulk
-from htmp_infer.spikes import (
+from htmp_infer.mechanisms.bulk import as_table, betaprime_bulk
+from htmp_infer.mechanisms.spikes import (
     add_spikes,
     spike_limit,
     spike_log_prior,
     spike_table,
 )
-from models._common import data_kwargs as data_kwargs
-from models._common import observe, spike_counts
-from models._common import static_kwargs as static_kwargs
+from htmp_infer.models._common import data_kwargs as data_kwargs
+from htmp_infer.models._common import observe, spike_counts
+from htmp_infer.models._common import static_kwargs as static_kwargs
+from htmp_infer.spectrum import Spectrum
 
 LOG_KAPPA_LOC = math.log(4.0)
 LOG_KAPPA_SCALE = 3.0
 LOG_TAIL_LOC = math.log(3.0)
 LOG_TAIL_SCALE = 1.5
+
+
+#: The posterior is drawn exactly (no MCMC, no quadrature).
+EXACT_POSTERIOR = False
+#: The spike cap is raised until the posterior leaves it.
+SPIKES_ADAPTIVE = True
 
 
 def model(
@@ -117,7 +123,7 @@ def simulate(
     rng: np.random.Generator, params: dict[str, float], spectrum: Spectrum
 ) -> np.ndarray:
     """One exact replicated spectrum (β-prime bulk by the β-Jacobi matrix model)."""
-    from htmp_infer.sampling_jacobi import sample_betaprime
+    from htmp_infer.ensembles.sampling_jacobi import sample_betaprime
 
     k = int(params.get("n_spikes", 0))
     n = spectrum.n - k

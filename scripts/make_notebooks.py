@@ -23,8 +23,8 @@ NB01 = [
         "import numpy as np\n\n"
         "import htmp_infer as hi\n"
         "from htmp_infer.limit import htmp_tail_exponents\n"
-        "from htmp_infer.plotting import plot_esd\n"
-        "from htmp_infer.report import summarize\n\n"
+        "from htmp_infer.plotting.esd import plot_esd\n"
+        "from htmp_infer.inference.summary import summarize\n\n"
         "N, GAMMA, KAPPA, SEED = 200, 0.3255, 1.9, 0  # the paper's heavy-tailed phase"
     ),
     new_markdown_cell(
@@ -77,10 +77,10 @@ NB02 = [
     new_code_cell(
         "from pathlib import Path\n\n"
         "import htmp_infer as hi\n"
-        "from htmp_infer.bundle import SpectraBundle\n"
-        "from htmp_infer.hierarchy import fit_layers\n"
-        "from htmp_infer.scan import ScanOptions, scan\n"
-        "from htmp_infer.scan_plots import plot_kappa_forest, plot_mechanisms\n\n"
+        "from htmp_infer.networks.bundle import SpectraBundle\n"
+        "from htmp_infer.inference.hierarchy import fit_layers\n"
+        "from htmp_infer.networks.scan import ScanOptions, scan\n"
+        "from htmp_infer.plotting.scan import plot_kappa_forest, plot_mechanisms\n\n"
         "INCLUDE = r'layer\\.(0|5)\\.(attention\\.self\\.query|intermediate)'\n"
         "# two models keep the notebook quick; ScanOptions() compares all four\n"
         "OPTIONS = ScanOptions(models=('mp', 'htmp'), chains=2, draws=300,\n"
@@ -135,7 +135,7 @@ NB03 = [
     new_code_cell(
         "import numpy as np\n"
         "import pandas as pd\n\n"
-        "from htmp_infer.calibration import simulate_from_prior\n"
+        "from htmp_infer.validation.calibration import simulate_from_prior\n"
         "from htmp_infer import compare\n\n"
         "N, GAMMA, SEED = 200, 0.5, 3\n"
         "MODELS = ['mp', 'htmp', 'inverse_htmp', 'temperature']"
@@ -182,7 +182,7 @@ NB04 = [
         "import matplotlib.pyplot as plt\n"
         "import pandas as pd\n\n"
         "import htmp_infer as hi\n"
-        "from htmp_infer.scan import ScanOptions, scan\n\n"
+        "from htmp_infer.networks.scan import ScanOptions, scan\n\n"
         "# the hidden-to-hidden layers (the input layer has N = 64, the output 10)\n"
         "INCLUDE = r'dense_[12]/kernel'\n"
         "OPTIONS = ScanOptions(models=('htmp',), chains=2, draws=300, warmup=300,\n"

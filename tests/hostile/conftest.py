@@ -53,7 +53,7 @@ def snapshot(root: Path) -> dict[str, tuple[int, str]]:
 
 def run_cli(argv: Sequence[str]) -> Run:
     """Run ``htmp-infer ARGV`` in this process; an escaping exception fails the test."""
-    from htmp_infer.cli import main
+    from htmp_infer.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import htmp_infer as hi
+from htmp_infer.ensembles.sampling import sample_htmp
 from htmp_infer.errors import ArgumentError, HTMPError, SpectrumError, SpectrumTypeError
-from htmp_infer.sampling import sample_htmp
 
 LAM = sample_htmp(0, 30, 2.0, gamma=0.5)
 SPECTRUM = hi.Spectrum.from_eigenvalues(LAM, gamma=0.5)
@@ -212,7 +212,7 @@ def test_spectrum_constructor_refuses_what_no_builder_makes(args, kwargs, match)
 def test_sample_htmp_arguments(kwargs, match):
     args = {"key": 0, "n": 30, "kappa": 2.0, "gamma": 0.5, **kwargs}
     with pytest.raises(HTMPError, match=match) as exc:
-        hi.sample_htmp(args.pop("key"), args.pop("n"), args.pop("kappa"), **args)
+        sample_htmp(args.pop("key"), args.pop("n"), args.pop("kappa"), **args)
     assert isinstance(exc.value, ValueError)
 
 

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from conftest import assert_refused, run_cli
 
-from htmp_infer.bundle import FORMAT, LayerSpectrum, SpectraBundle, is_bundle
 from htmp_infer.errors import HTMPError, SpectrumError
-from htmp_infer.layers import Skipped
+from htmp_infer.networks.bundle import FORMAT, LayerSpectrum, SpectraBundle, is_bundle
+from htmp_infer.networks.layers import Skipped
 
 SOURCE = "INTERNAL-SOURCE-STRING"
 DROP = object()

@@ -1,7 +1,8 @@
 """Hostile checkpoints: safetensors headers, shard indexes, NumPy and PyTorch files.
 
 Every case goes through ``htmp-infer scan`` (or ``compare-layers``) or through
-:func:`htmp_infer.weights.open_weights` and must end in one line naming the path
+:func:`htmp_infer.networks.weights.open_weights` and must end in one line naming the
+path
 the user gave, exit 2, nothing written: never a traceback, never a file read
 from outside the checkpoint directory, never a wrong success.
 """
@@ -24,9 +25,9 @@ from conftest import assert_refused, run_cli
 from safetensors.numpy import save_file
 
 from htmp_infer.errors import HTMPError, WeightsError
-from htmp_infer.layers import SelectionError, select_matrices
-from htmp_infer.spectra import compute_bundle
-from htmp_infer.weights import open_weights
+from htmp_infer.networks.eigen import compute_bundle
+from htmp_infer.networks.layers import SelectionError, select_matrices
+from htmp_infer.networks.weights import open_weights
 
 RNG = np.random.default_rng(0)
 GOOD = RNG.standard_normal((24, 40)).astype(np.float32)
@@ -604,7 +605,7 @@ def _read_only(tmp: Path) -> Path:
 
 def _entries_are_folders(tmp: Path) -> Path:
     """Every entry the scan would write is already a (non-empty) folder."""
-    from htmp_infer.spectra import _digest
+    from htmp_infer.networks.eigen import _digest
 
     matrices, _ = select_matrices(open_weights(_three_matrices(tmp)))
     for m in matrices:
@@ -642,7 +643,7 @@ def test_an_unwritable_cache_warns_once_and_is_not_used(
 
 
 def test_damaged_cache_entries_are_recomputed(tmp_path):
-    from htmp_infer.spectra import _digest, cached_eigenvalues
+    from htmp_infer.networks.eigen import _digest, cached_eigenvalues
 
     cache = tmp_path / "cache"
     cache.mkdir()

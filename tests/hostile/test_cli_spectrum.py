@@ -20,7 +20,7 @@ import pytest
 import xarray as xr
 from conftest import assert_refused, run_cli, run_subprocess
 
-from htmp_infer.sampling import sample_htmp
+from htmp_infer.ensembles.sampling import sample_htmp
 
 N = 40
 LAM = sample_htmp(0, N, 2.0, gamma=0.5)

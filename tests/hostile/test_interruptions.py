@@ -33,8 +33,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import htmp_infer as hi
-from htmp_infer.bundle import LayerSpectrum, SpectraBundle
+from htmp_infer.ensembles.sampling import sample_htmp
+from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="reads the process table in /proc"
@@ -49,7 +49,7 @@ SIZES = (30, 36, 30, 36)
 def _bundle() -> SpectraBundle:
     layers = []
     for i, n in enumerate(SIZES):
-        lam = np.sort(hi.sample_htmp(i, n, 2.0 + i, n_cols=2 * n, scale=1.0))
+        lam = np.sort(sample_htmp(i, n, 2.0 + i, n_cols=2 * n, scale=1.0))
         name = f"encoder.layer.{i}.output.dense.weight"
         layers.append(LayerSpectrum(name, "mlp_out", i, (n, 2 * n), lam))
     return SpectraBundle(layers, [], "interruptions", {})

@@ -21,8 +21,8 @@ import pytest
 import xarray as xr
 from conftest import assert_refused, run_cli, snapshot
 
+from htmp_infer.ensembles.sampling import sample_htmp
 from htmp_infer.errors import HTMPError, OutputError
-from htmp_infer.sampling import sample_htmp
 
 N = 30
 LAM = sample_htmp(0, N, 2.0, gamma=0.5)
@@ -169,7 +169,7 @@ def test_simulate_refuses_bad_outputs(root, unchanged, argv, setup, match):
 
 
 def test_plot_esd_checks_its_path_before_drawing(root, unchanged):
-    from htmp_infer.plotting import plot_esd
+    from htmp_infer.plotting.esd import plot_esd
 
     (root / "p.png").mkdir()
     unchanged.start()

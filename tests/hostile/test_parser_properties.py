@@ -24,11 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from htmp_infer.bundle import FORMAT, LayerSpectrum, SpectraBundle, is_bundle
 from htmp_infer.errors import HTMPError
-from htmp_infer.layers import KINDS, compile_pattern, select_matrices
-from htmp_infer.safetensors_header import DTYPE_BITS
-from htmp_infer.weights import open_weights
+from htmp_infer.networks.bundle import FORMAT, LayerSpectrum, SpectraBundle, is_bundle
+from htmp_infer.networks.layers import KINDS, compile_pattern, select_matrices
+from htmp_infer.networks.safetensors_header import DTYPE_BITS
+from htmp_infer.networks.weights import open_weights
 
 FAST = settings(
     max_examples=60,

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import assert_refused, run_cli
 
-from htmp_infer.bundle import LayerSpectrum, SpectraBundle
+from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle
 
 NON_UTF8 = os.fsdecode(b"out-\xff")
 FAST = ["--models", "mp,htmp", "--ppc-draws", "0", "--no-plots", "--no-progress"]
@@ -156,7 +156,7 @@ def test_scan_refuses_a_truncated_bundle(root, unchanged):
 def test_resume_on_the_bundle_it_wrote_keeps_it_byte_for_byte(root):
     """``scan out/spectra.npz --out out`` writes nothing over what it reads: with
     the same selection the bundle is the same, so it is kept, not refused."""
-    from htmp_infer.scan_state import save_bundle
+    from htmp_infer.networks.state import save_bundle
 
     path = root / "scanned" / "spectra.npz"
     before = path.read_bytes()

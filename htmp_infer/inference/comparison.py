@@ -1,0 +1,218 @@
+r"""Compare the mechanism models on one spectrum: evidence, weights and phases.
+
+Method
+------
+The weight of model :math:`\mathcal M_j` is its posterior probability under equal
+prior model probabilities,
+
+.. math::
+
+    w_j = \frac{p(\lambda\mid\mathcal M_j)}{\sum_i p(\lambda\mid\mathcal M_i)},
+
+with the evidence :math:`p(\lambda\mid\mathcal M)` of the *joint* density of the
+spectrum (the exact Coulomb-gas likelihood, spike count summed out), computed by
+deterministic quadrature (:mod:`htmp_infer.inference.evidence`). Evidence rather than
+LOO:
+the eigenvalues of one spectrum are one exchangeable, strongly dependent draw, so
+leave-one-eigenvalue-out predictive densities are not the unit a user wants to
+predict, while the joint evidence is exact and well defined (every model has the
+same improper :math:`d\log(\text{scale})` prior on its one scale parameter, which
+cancels in the ratios).
+
+Every model's grid also says what the spectrum identifies: the posterior
+contraction of each parameter and whether the likelihood bounds it on both
+sides, one side (a mechanism the spectrum cannot tell from its absence) or
+neither (:mod:`htmp_infer.inference.identification`).
+
+The phase posterior (:mod:`htmp_infer.inference.phases`) comes from the posterior of the
+``htmp`` model (κ and the spike count): by default independent draws from the
+same quadrature grid that gives its evidence (:mod:`htmp_infer.inference.grid`), or a
+NUTS fit with ``method="nuts"``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.special import softmax
+
+from htmp_infer.errors import ArgumentError, EvidenceWarning, HTMPError
+from htmp_infer.inference.evidence import Evidence, GridPosterior, evidence_and_grid
+from htmp_infer.inference.fit import as_spectrum, check_model, check_run_args, fit
+from htmp_infer.inference.identification import identification
+from htmp_infer.inference.phases import phase_posterior
+from htmp_infer.inference.registry import available_models
+from htmp_infer.spectrum import Spectrum
+
+__all__ = ["Comparison", "compare"]
+
+DEFAULT_MODELS = ("mp", "htmp", "inverse_htmp", "temperature")
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`compare`.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per model: ``log_evidence``, its numerical ``error``, ``weight``
+        (posterior model probability), ``dim`` (continuous parameters), ``method``
+        and ``seconds``; sorted by weight.
+    phases : xarray.DataArray
+        Posterior probability of each of the 5+1 phases.
+    fits : dict of str to xarray.DataTree
+        The posterior fits that were run (always ``htmp``).
+    grids : dict of str to GridPosterior
+        The quadrature grid of every model with continuous parameters.
+    identification : pandas.DataFrame
+        What the spectrum identifies: per model and parameter, the posterior
+        contraction and a verdict (``identified``, ``upper bound only``, ...;
+        :mod:`htmp_infer.inference.identification`).
+    """
+
+    table: pd.DataFrame
+    phases: xr.DataArray
+    fits: dict[str, xr.DataTree] = field(default_factory=dict)
+    grids: dict[str, GridPosterior] = field(default_factory=dict)
+    identification: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def best(self) -> str:
+        """The model with the largest weight."""
+        return str(self.table.index[0])
+
+    def phase_table(self) -> pd.DataFrame:
+        """The phase probabilities as a one-column table."""
+        return self.phases.to_series().to_frame("probability")
+
+
+def compare(
+    spectrum: Spectrum,
+    models: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    fit_models: Sequence[str] = ("htmp",),
+    chains: int = 4,
+    draws: int = 1000,
+    warmup: int = 1000,
+    progress: bool = True,
+    ppc_draws: int = 40,
+    method: Literal["grid", "nuts"] = "grid",
+) -> Comparison:
+    """Weigh the mechanism models for one spectrum and give its phase posterior.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        The observed spectrum.
+    models : sequence of str, optional
+        Models to compare; default ``mp, htmp, inverse_htmp, temperature``.
+    seed : int
+        Seed of everything random (same seed, same numbers).
+    fit_models : sequence of str
+        Models whose posterior DataTrees are also returned; ``htmp`` is always
+        fitted, for the phase posterior.
+    chains, draws, warmup, progress, ppc_draws
+        Passed to :func:`htmp_infer.fit`.
+    method : {"grid", "nuts"}, default "grid"
+        How the fits draw their posteriors: independently from the evidence grid
+        (no extra likelihood evaluations; :mod:`htmp_infer.inference.grid`) or by NUTS.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    SpectrumTypeError
+        When ``spectrum`` is not a :class:`Spectrum` (an array, say).
+    ArgumentError
+        An unknown, repeated or missing model name, or a run argument out of
+        range (:func:`htmp_infer.inference.fit.check_run_args`), before any work.
+    """
+    spectrum = as_spectrum(spectrum, "compare")
+    check_run_args(
+        chains=chains,
+        draws=draws,
+        warmup=warmup,
+        seed=seed,
+        ppc_draws=ppc_draws,
+        method=method,
+    )
+    models = _model_list(DEFAULT_MODELS if models is None else models, "models")
+    fit_models = _model_list(fit_models, "fit_models", empty=True)
+    rows = []
+    grids: dict[str, GridPosterior] = {}
+    for m in models:
+        t0 = time.perf_counter()
+        try:
+            ev, grid = evidence_and_grid(spectrum, m, seed=seed)
+        except HTMPError as e:
+            if len(models) == 1:
+                raise
+            # one model that cannot be integrated does not stop the comparison:
+            # it is listed with weight 0 and the reason, and a warning is shown
+            warnings.warn(EvidenceWarning(f"{e}; {m!r} gets weight 0"), stacklevel=2)
+            ev, grid = Evidence(m, -math.inf, math.nan, 0, f"failed: {e}", 0), None
+        if grid is not None:
+            grids[m] = grid
+        rows.append({**ev._asdict(), "seconds": time.perf_counter() - t0})
+    if all(r["log_evidence"] == -math.inf for r in rows):
+        raise HTMPError("no model's evidence could be computed for this spectrum")
+    table = pd.DataFrame(rows).set_index("model")
+    table.insert(2, "weight", softmax(table["log_evidence"].to_numpy()))
+    table = table.sort_values("weight", ascending=False)
+    fits: dict[str, xr.DataTree] = {}
+    for m in dict.fromkeys(["htmp", *fit_models]):
+        fits[m] = fit(
+            spectrum,
+            m,
+            chains=chains,
+            draws=draws,
+            warmup=warmup,
+            seed=seed,
+            progress=progress,
+            ppc_draws=ppc_draws,
+            method=method,
+            grid=grids.get(m),
+        )
+    return Comparison(
+        table,
+        phase_posterior(fits["htmp"]),
+        fits,
+        grids,
+        identification(spectrum, grids),
+    )
+
+
+def _model_list(names: object, what: str, *, empty: bool = False) -> list[str]:
+    """Model names as a list: a sequence of known names, each once (or one str)."""
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, Sequence | set | frozenset):
+        raise ArgumentError(
+            f"{what} must be a list of model names, got {type(names).__name__}"
+        )
+    out = [check_model(m, f"model in {what}") for m in names]
+    repeated = sorted({m for m in out if out.count(m) > 1})
+    if repeated:
+        raise ArgumentError(f"{what} names {', '.join(repeated)} more than once")
+    if not out and not empty:
+        raise ArgumentError(
+            f"{what} is empty; choose from {', '.join(available_models())}"
+        )
+    return out
+
+
+def weights_of(log_evidences: Sequence[float]) -> np.ndarray:
+    """Posterior model probabilities from log evidences (equal prior weights)."""
+    return np.asarray(softmax(np.asarray(log_evidences, dtype=np.float64)))

@@ -1,0 +1,462 @@
+r"""Scan a network: every layer's fit, mechanism weights and phase, resumably.
+
+:func:`scan` takes weights (a file or directory, :mod:`htmp_infer.networks.weights`) or
+a
+spectra bundle (:mod:`htmp_infer.networks.bundle`), computes the spectra once (cached,
+:mod:`htmp_infer.networks.eigen`) and runs, for every layer, :func:`scan_layer`: the
+mechanism comparison (:func:`htmp_infer.compare`, which includes the
+posterior of ``htmp``, by default drawn from its evidence grid
+(:mod:`htmp_infer.inference.grid`), and the 5+1 phase posterior), a Hill + KS-xmin α
+for side-by-side reading, and a posterior-predictive check.
+
+Layers are independent tasks: :func:`scan_layer` is a pure function of the layer
+spectrum and the options, so a distributed engine can map it over layers and
+:func:`assemble` gathers the results.
+
+Output directory
+----------------
+``layers/<i>-<name>.nc`` and ``.json``
+    One layer's DataTree (``fit_htmp`` and ``comparison``) and its table row. The
+    ``.json`` is written last and records the options' hash: a rerun skips every
+    layer whose ``.json`` matches (resume after a kill), and redoes the rest.
+``scan.csv``, ``scan.parquet``
+    The per-layer table (:data:`COLUMNS`).
+``scan.nc``
+    One DataTree with a ``layer`` dimension: ``posterior`` (``kappa``,
+    ``log_kappa``, ``alpha``, ``n_spikes``), ``comparison`` (``weight``,
+    ``log_evidence``, ``error`` by ``layer`` and ``model``), ``phases``
+    (``probability`` by ``layer`` and ``phase``), ``layers`` (shape, kind,
+    depth, table columns) and ``skipped`` (every tensor not analysed, with reason).
+``forest.png``, ``mechanisms.png``, ``esd_grid.png``
+    :mod:`htmp_infer.plotting.scan`.
+
+``.scan.lock``
+    Present while a scan writes there (one scan per folder at a time).
+
+Every file is written atomically, so no partial file ever looks finished; a
+scan killed or interrupted keeps every layer it saved, and the same command
+resumes it (:mod:`htmp_infer.networks.state`, :mod:`htmp_infer.networks.signals`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm.auto import tqdm
+
+from htmp_infer.errors import ArgumentError, HTMPError
+from htmp_infer.inference.comparison import DEFAULT_MODELS, compare
+from htmp_infer.inference.predictive import ppc_pvalue
+from htmp_infer.io import reading
+from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle, is_bundle
+from htmp_infer.networks.eigen import compute_bundle
+from htmp_infer.networks.pool import run_layers
+from htmp_infer.networks.signals import Interrupted, ScanInterrupted, deferred, handling
+from htmp_infer.networks.state import (
+    BUNDLE,
+    check_outputs,
+    layer_stem,
+    load_layer,
+    locked,
+    save_bundle,
+    save_layer,
+)
+from htmp_infer.networks.table import (
+    COLUMNS,
+    ScanResult,
+    assemble,
+    gather,
+    write_tables,
+)
+from htmp_infer.validation.peers import hill_ks_alpha
+
+__all__ = [
+    "COLUMNS",
+    "ScanArgumentError",
+    "ScanOptions",
+    "ScanResult",
+    "assemble",
+    "filter_bundle",
+    "pattern",
+    "scan",
+    "scan_layer",
+]
+
+#: A layer's fit is flagged ``poor_fit`` when the posterior-predictive p-value is
+#: below this (see :func:`htmp_infer.inference.predictive.ppc_pvalue`).
+POOR_FIT_P = 0.05
+
+#: Bumped when a layer's results change (2: adaptive spike caps; 3: the
+#: ``best_not_identified`` column; 4: the ``data`` model's edge prior), so that a
+#: resumed scan redoes layers written by an older version.
+RESULTS_VERSION = 4
+
+
+class ScanArgumentError(ArgumentError):
+    """A scan argument (options, jobs, layer selection) that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """What every layer's analysis depends on (hashed for resuming)."""
+
+    models: tuple[str, ...] = DEFAULT_MODELS
+    chains: int = 4
+    draws: int = 500
+    warmup: int = 500
+    seed: int = 0
+    ppc_draws: int = 40
+    method: Literal["grid", "nuts"] = "grid"
+
+    def __post_init__(self) -> None:
+        from htmp_infer.inference.registry import available_models
+
+        if self.method not in ("grid", "nuts"):
+            raise ScanArgumentError(
+                f"method must be 'grid' or 'nuts', got {self.method!r}"
+            )
+        known = available_models()
+        models = list(self.models)
+        if "htmp" not in models or any(m not in known for m in models):
+            raise ScanArgumentError(
+                f"models must include htmp and name known models "
+                f"({', '.join(known)}); got {','.join(map(str, models))}"
+            )
+        if len(set(models)) != len(models):
+            raise ScanArgumentError(f"models lists a model twice: {','.join(models)}")
+        least = {"chains": 1, "draws": 1, "warmup": 0, "ppc_draws": 0, "seed": 0}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ScanArgumentError(
+                    f"{name} must be an integer >= {low}, got {value!r}"
+                )
+        if self.seed >= 2**32:
+            raise ScanArgumentError(f"seed must be below 2**32, got {self.seed}")
+
+    def key(self) -> str:
+        """A short hash of the options: results computed with others are redone."""
+        text = json.dumps({**asdict(self), "v": RESULTS_VERSION}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def scan_layer(
+    layer: LayerSpectrum, options: ScanOptions
+) -> tuple[dict[str, Any], xr.DataTree]:
+    """Analyse one layer: comparison, ``htmp`` posterior, phase, Hill α, PPC.
+
+    Returns
+    -------
+    row : dict
+        The table row (:data:`COLUMNS` and ``w_<model>``).
+    tree : xarray.DataTree
+        Children ``fit_htmp`` (the NUTS DataTree) and ``comparison`` (the model
+        table and the phase probabilities).
+
+    Raises
+    ------
+    HTMPError
+        When the layer cannot be fitted (the scan lists it and goes on).
+    """
+    t0 = time.perf_counter()
+    spectrum = layer.spectrum()
+    result = compare(
+        spectrum,
+        list(options.models),
+        seed=options.seed,
+        chains=options.chains,
+        draws=options.draws,
+        warmup=options.warmup,
+        progress=False,
+        ppc_draws=options.ppc_draws,
+        method=options.method,
+    )
+    fit = result.fits["htmp"]
+    post = fit["posterior"].dataset
+    kappa = post["kappa"].values.ravel()
+    delta = kappa * (1.0 - spectrum.gamma) / (2.0 * spectrum.gamma)
+    alpha = 1.0 + delta  # HT-SR density exponent of the inverse law, phases.py
+    spikes = post["n_spikes"].values.ravel()
+    phase = str(result.phases.idxmax().item())
+    try:
+        hill = float(hill_ks_alpha(spectrum.eigenvalues).alpha)
+    except HTMPError:
+        hill = float("nan")
+    p_value = ppc_pvalue(fit) if options.ppc_draws else float("nan")
+    row: dict[str, Any] = {
+        "layer": layer.name,
+        "kind": layer.kind,
+        "depth": layer.depth,
+        "shape": "x".join(map(str, layer.shape)),
+        "n": spectrum.n,
+        "gamma": spectrum.gamma,
+        "kappa_median": float(np.median(kappa)),
+        "kappa_q05": float(np.quantile(kappa, 0.05)),
+        "kappa_q95": float(np.quantile(kappa, 0.95)),
+        "alpha_median": float(np.median(alpha)),
+        "alpha_q05": float(np.quantile(alpha, 0.05)),
+        "alpha_q95": float(np.quantile(alpha, 0.95)),
+        "hill_alpha": hill,
+        "best_model": result.best,
+        "best_not_identified": _not_identified(result.identification, result.best),
+        "phase": phase,
+        "phase_prob": float(result.phases.max()),
+        "n_spikes": float(np.median(spikes)),
+        "n_spikes_q95": float(np.quantile(spikes, 0.95)),
+        "spike_cap": int(result.table.loc["htmp", "spike_cap"]),
+        "ppc_p": p_value,
+        "poor_fit": bool(p_value < POOR_FIT_P),
+        "r_hat": float(fit.attrs.get("diag_r_hat_max", np.nan)),
+        "ess_bulk": float(fit.attrs.get("diag_ess_bulk_min", np.nan)),
+        "divergences": int(fit.attrs.get("diag_divergences", 0)),
+        "fit_seconds": time.perf_counter() - t0,
+        **{f"w_{m}": float(result.table.loc[m, "weight"]) for m in options.models},
+    }
+    table = result.table.drop(columns=["method"]).rename_axis("model")
+    comparison = xr.Dataset.from_dataframe(table).assign(
+        phase_probability=result.phases
+    )
+    tree = xr.DataTree.from_dict(
+        {"/fit_htmp": fit, "/comparison": xr.DataTree(comparison)}
+    )
+    tree.attrs.update({"layer": layer.name, "kind": layer.kind, "depth": layer.depth})
+    return row, tree
+
+
+def _not_identified(ident: pd.DataFrame, model: str) -> str:
+    """The best model's parameters the spectrum does not identify, with why."""
+    settled = ident["verdict"].isin(("identified", "identified combination"))
+    rows = ident[(ident["model"] == model) & ~settled]
+    pairs = zip(rows["parameter"], rows["verdict"], strict=True)
+    return "; ".join(f"{p}: {v}" for p, v in pairs)
+
+
+def scan(
+    source: str | Path | SpectraBundle,
+    out_dir: str | Path | None = None,
+    *,
+    options: ScanOptions | None = None,
+    include: str | None = None,
+    exclude: str | None = None,
+    kinds: Sequence[str] | None = None,
+    conv: Literal["reshape", "slices"] = "reshape",
+    split_qkv: bool = True,
+    min_dim: int = 16,
+    cache_dir: Path | Literal["default"] | None = "default",
+    progress: bool = True,
+    plots: bool = True,
+    jobs: int = 1,
+) -> ScanResult:
+    """Fit every layer of a network and gather a per-layer mechanism map.
+
+    Parameters
+    ----------
+    source : path or SpectraBundle
+        Weights (see :func:`htmp_infer.networks.weights.open_weights`), a spectra bundle
+        ``.npz``, or a bundle in memory.
+    out_dir : path, optional
+        Where to write (module docstring). Without it nothing is written and
+        nothing is resumed.
+    options : ScanOptions, optional
+        Models, NUTS lengths, seed, replicates.
+    include, exclude, kinds, conv, split_qkv, min_dim
+        Layer selection (:func:`htmp_infer.networks.layers.select_matrices`); for a
+        bundle,
+        ``include``/``exclude``/``kinds`` filter its layers.
+    cache_dir : Path, None or "default"
+        The spectrum cache (:mod:`htmp_infer.networks.eigen`).
+    progress : bool
+        Progress bars (spectra, then layers with ETA).
+    plots : bool
+        Write the three PNG figures.
+    jobs : int
+        Worker processes fitting layers in parallel
+        (:func:`htmp_infer.networks.pool.run_layers`); the results do not depend on it.
+
+    Returns
+    -------
+    ScanResult
+
+    Raises
+    ------
+    HTMPError
+        When the source cannot be read, nothing is selected, or no layer could be
+        fitted; :class:`~htmp_infer.errors.OutputError` (before any work) when an
+        output cannot be written, would replace the source (a bundle in
+        ``out_dir`` is kept when it holds the same spectra), or another scan is
+        writing into ``out_dir``.
+    htmp_infer.networks.signals.ScanInterrupted
+        On ``SIGINT`` (a ``KeyboardInterrupt``), with the number of layers saved:
+        the same call resumes from them.
+    """
+    options = options or ScanOptions()
+    if jobs < 1:
+        raise ScanArgumentError(f"jobs must be >= 1, got {jobs}")
+    out = Path(out_dir) if out_dir is not None else None
+    inputs = () if isinstance(source, SpectraBundle) else (source,)
+    with reading(*inputs), handling():
+        if out is not None:
+            check_outputs(out, plots=plots)  # before any work
+        if isinstance(source, SpectraBundle) or is_bundle(source):
+            bundle = (
+                source
+                if isinstance(source, SpectraBundle)
+                else SpectraBundle.load(source)
+            )
+            bundle = filter_bundle(bundle, include, exclude, kinds)
+        else:
+            bundle = compute_bundle(
+                Path(source),
+                include=include,
+                exclude=exclude,
+                kinds=kinds,
+                conv=conv,
+                split_qkv=split_qkv,
+                min_dim=min_dim,
+                cache_dir=cache_dir,
+                progress=progress,
+            )
+        if out is None:
+            return _fit_layers(bundle, None, options, progress, plots, jobs)
+        with locked(out):
+            save_bundle(bundle, out / BUNDLE)  # what was fitted; compare-layers
+            return _fit_layers(bundle, out, options, progress, plots, jobs)
+
+
+def _fit_layers(
+    bundle: SpectraBundle,
+    out: Path | None,
+    options: ScanOptions,
+    progress: bool,
+    plots: bool,
+    jobs: int,
+) -> ScanResult:
+    """Resume what ``out`` holds, fit the rest, write the tables (module doc)."""
+    key = options.key()
+    results: dict[int, tuple[dict[str, Any], xr.DataTree]] = {}
+    failed: list[tuple[str, str, str]] = []
+    resumed: list[str] = []
+    stems = [
+        layer_stem(out, i, layer.name) if out else None
+        for i, layer in enumerate(bundle.layers)
+    ]
+    try:
+        todo = []
+        for i, layer in enumerate(bundle.layers):
+            stem = stems[i]
+            done = load_layer(stem, layer, key) if stem else None
+            if done is not None:
+                results[i] = done
+                resumed.append(layer.name)
+            else:
+                todo.append((i, layer))
+        with (
+            tqdm(
+                total=len(bundle.layers),
+                initial=len(resumed),
+                desc="scan",
+                unit="layer",
+                disable=not progress,
+            ) as bar,
+            contextlib.closing(run_layers(scan_layer, todo, options, jobs)) as outcomes,
+        ):
+            for i, outcome in outcomes:
+                layer = bundle.layers[i]
+                bar.set_postfix_str(layer.name[-40:], refresh=False)
+                bar.update()
+                if isinstance(outcome, str):
+                    shape = "x".join(map(str, layer.shape))
+                    failed.append((layer.name, shape, f"failed: {outcome}"))
+                    continue
+                with deferred():  # saved and counted, or neither
+                    stem = stems[i]
+                    if stem is not None:
+                        save_layer(stem, *outcome, key)
+                    results[i] = outcome
+        result = gather(bundle, results, failed, options)
+        result.resumed = resumed
+        if out is not None:
+            with deferred():
+                write_tables(result, out)
+            if plots:
+                from htmp_infer.plotting.scan import write_scan_plots
+
+                write_scan_plots(result.tree, result.layers, out)
+            result.out_dir = out
+        return result
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        saved = len(results) if out is not None else 0
+        raise ScanInterrupted(signum, saved, len(bundle.layers), out) from None
+
+
+def filter_bundle(
+    bundle: SpectraBundle,
+    include: str | None,
+    exclude: str | None,
+    kinds: Sequence[str] | None,
+    *,
+    label: str | None = None,
+) -> SpectraBundle:
+    """The layers of a bundle that pass the name and kind filters.
+
+    Raises
+    ------
+    HTMPError
+        A bad regex or kind, or no layer selected (naming ``label``, by default
+        the bundle's source).
+    """
+    from htmp_infer.networks.layers import Skipped, expand_kinds
+
+    wanted = expand_kinds(kinds) if kinds else None
+    want, drop = pattern(include, "--include"), pattern(exclude, "--exclude")
+    keep, skipped = [], list(bundle.skipped)
+    for layer in bundle.layers:
+        shape = layer.shape
+        if want and not want.search(layer.name):
+            skipped.append(
+                Skipped(layer.name, shape, f"does not match --include {include!r}")
+            )
+        elif drop and drop.search(layer.name):
+            skipped.append(Skipped(layer.name, shape, f"matches --exclude {exclude!r}"))
+        elif wanted is not None and layer.kind not in wanted:
+            skipped.append(
+                Skipped(layer.name, shape, f"kind {layer.kind} not selected")
+            )
+        else:
+            keep.append(layer)
+    if not keep:
+        raise ScanArgumentError(
+            f"{label or bundle.source}: none of its {len(bundle.layers)} layers "
+            "matches the selection (--include, --exclude, --kinds)"
+        )
+    return SpectraBundle(keep, skipped, bundle.source, bundle.meta)
+
+
+def pattern(text: str | None, flag: str) -> re.Pattern[str] | None:
+    """Compile a layer-name regex; a bad one is a one-line error naming ``flag``.
+
+    Raises
+    ------
+    ScanArgumentError
+    """
+    if not text:
+        return None
+    try:
+        return re.compile(text)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ScanArgumentError(
+            f"{flag} {text!r}: not a regular expression ({exc})"
+        ) from None
