@@ -2,10 +2,11 @@ r"""Peer estimators: what other tools compute, re-implemented with NumPy/SciPy.
 
 These are the baselines the package is compared against (``benchmarks/peers.py``):
 
-- :func:`hill_ks_alpha`: the WeightWatcher / ``powerlaw`` tail exponent, a
-  continuous power-law fit of the upper tail with the Clauset–Shalizi–Newman
-  (2009) choice of the lower cut-off :math:`x_{\min}` by minimum Kolmogorov–Smirnov
-  distance;
+- :func:`hill_ks_alpha`: WeightWatcher 0.7.7's layer exponent α (its default
+  ``analyze()``), a continuous power-law fit of the upper tail with the
+  Clauset–Shalizi–Newman (2009) choice of the lower cut-off :math:`x_{\min}` by
+  minimum Kolmogorov–Smirnov distance (defined in :mod:`htmp_infer.validation.hill`,
+  checked by ``benchmarks/hill_vs_weightwatcher.py``);
 - :func:`moment_kappa`: the moment estimator of :math:`\kappa` from the exact
   variance of the HTMP limit law (``docs/maths.md`` §2.2, §6);
 - :func:`iid_mle_kappa`: the maximum-likelihood fit of the limit density
@@ -21,7 +22,6 @@ eigenvalues, their order statistics, and :func:`htmp_infer.limit.htmp_logpdf`.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,6 +29,7 @@ from scipy import optimize
 
 from htmp_infer.errors import HTMPError
 from htmp_infer.limit import htmp_logpdf
+from htmp_infer.validation.hill import PowerLawFit, _positive_values, hill_ks_alpha
 
 __all__ = [
     "PowerLawFit",
@@ -39,178 +40,12 @@ __all__ = [
     "moment_kappa",
 ]
 
-# Cap on the number of (candidate, point) pairs held in memory at once by the
-# vectorised KS scan: 2**22 float64 = 32 MiB per temporary.
-_KS_BLOCK = 1 << 22
-
-
-class PowerLawFit(NamedTuple):
-    r"""A continuous power-law fit of an upper tail, :math:`p(x)\propto x^{-\alpha}`.
-
-    Attributes
-    ----------
-    alpha : float
-        Density exponent :math:`\hat\alpha` (the HT-SR / WeightWatcher α).
-    xmin : float
-        Lower cut-off of the tail chosen by minimum KS distance.
-    ks : float
-        KS distance between the tail's empirical CDF and the fitted Pareto CDF.
-    n_tail : int
-        Number of points at or above ``xmin``.
-    alpha_se : float
-        Asymptotic standard error :math:`(\hat\alpha-1)/\sqrt{n_{\rm tail}}`.
-    """
-
-    alpha: float
-    xmin: float
-    ks: float
-    n_tail: int
-    alpha_se: float
-
-
-def _positive_values(eigenvalues: ArrayLike, minimum: int) -> NDArray[np.float64]:
-    """Sorted float64 copy of finite, positive values; at least ``minimum``."""
-    try:
-        arr = np.asarray(eigenvalues, dtype=np.float64).ravel()
-    except (TypeError, ValueError):
-        raise HTMPError("eigenvalues must be an array of real numbers") from None
-    if arr.size < minimum:
-        raise HTMPError(f"need at least {minimum} eigenvalues, got {arr.size}")
-    if not np.isfinite(arr).all():
-        raise HTMPError(
-            f"eigenvalues contain {int((~np.isfinite(arr)).sum())} non-finite value(s)"
-        )
-    if (arr <= 0).any():
-        raise HTMPError(
-            f"eigenvalues must be > 0, got {int((arr <= 0).sum())} value(s) <= 0 "
-            f"(min {arr.min():.3g})"
-        )
-    return np.sort(arr)
-
 
 def _check_gamma(gamma: float) -> float:
     g = float(gamma)
     if not (0.0 < g <= 1.0):
         raise HTMPError(f"gamma must be in (0, 1], got {gamma!r}")
     return g
-
-
-def hill_ks_alpha(
-    eigenvalues: ArrayLike,
-    *,
-    xmin_candidates: ArrayLike | None = None,
-    min_tail: int = 10,
-) -> PowerLawFit:
-    r"""Fit a power law to the upper tail, choosing :math:`x_{\min}` by KS distance.
-
-    This is the continuous fit of the ``powerlaw`` package that WeightWatcher uses
-    for its layer exponent α.
-
-    Parameters
-    ----------
-    eigenvalues : array_like
-        Positive, finite values (any order).
-    xmin_candidates : array_like, optional
-        Cut-offs to try. Default: every distinct value with at least ``min_tail``
-        points at or above it. Candidates with fewer than ``min_tail`` points at or
-        above them, or whose tail is a single repeated value, are ignored.
-    min_tail : int, default 10
-        Smallest tail size considered (at least 2).
-
-    Returns
-    -------
-    PowerLawFit
-        ``alpha``, ``xmin``, ``ks``, ``n_tail``, ``alpha_se``.
-
-    Raises
-    ------
-    HTMPError
-        On non-finite or non-positive values, fewer than ``min_tail`` values,
-        ``min_tail < 2``, or when no candidate is usable.
-
-    Notes
-    -----
-    For a cut-off :math:`x_{\min}` with tail :math:`x_1\le\dots\le x_n` (all
-    :math:`x_i\ge x_{\min}`), the maximum-likelihood exponent of the Pareto density
-    :math:`(\alpha-1)x_{\min}^{\alpha-1}x^{-\alpha}` is (Clauset, Shalizi & Newman
-    2009, Eq. 3.1)
-
-    .. math::
-
-        \hat\alpha = 1 + n\Big/\sum_{i=1}^{n}\log\frac{x_i}{x_{\min}},
-        \qquad \mathrm{se}(\hat\alpha) = \frac{\hat\alpha-1}{\sqrt n}.
-
-    With the values sorted once, the sums for every cut-off come from one
-    cumulative sum of :math:`\log x`, in :math:`O(N\log N)` for all of them.
-    The KS distance of each candidate is the two-sided sup distance
-
-    .. math::
-
-        D = \max_{1\le i\le n}\max\Bigl(\frac{i}{n}-F(x_i),\;
-        F(x_i)-\frac{i-1}{n}\Bigr),\qquad
-        F(x) = 1-(x/x_{\min})^{1-\hat\alpha},
-
-    and the candidate with the smallest :math:`D` is returned. The KS scan costs
-    :math:`O(N)` per candidate, :math:`O(NK)` for :math:`K` candidates, as in
-    ``powerlaw``; it is vectorised in blocks of bounded memory. ``powerlaw``
-    evaluates only the first of the two terms at distinct values, which can
-    differ from :math:`D` by at most :math:`1/n`.
-    """
-    if int(min_tail) < 2:
-        raise HTMPError(f"min_tail must be >= 2, got {min_tail}")
-    min_tail = int(min_tail)
-    x = _positive_values(eigenvalues, min_tail)
-    n_all = x.size
-    logx = np.log(x)
-    # suffix[k] = sum of log x[k:]
-    suffix = np.concatenate([np.cumsum(logx[::-1])[::-1], [0.0]])
-
-    if xmin_candidates is None:
-        first = np.flatnonzero(np.concatenate([[True], np.diff(x) > 0]))
-    else:
-        cand = np.unique(np.asarray(xmin_candidates, dtype=np.float64).ravel())
-        if not (np.isfinite(cand).all() and (cand > 0).all()):
-            raise HTMPError("xmin_candidates must be finite and > 0")
-        first = np.searchsorted(x, cand, side="left")
-    n_tail = n_all - first
-    keep = n_tail >= min_tail
-    first, n_tail = first[keep], n_tail[keep]
-    if first.size == 0:
-        raise HTMPError(f"no xmin candidate leaves at least {min_tail} points above it")
-    xmin = x[first] if xmin_candidates is None else cand[keep]
-    log_ratio_sum = suffix[first] - n_tail * np.log(xmin)
-    usable = log_ratio_sum > 0  # else the whole tail equals xmin
-    first, n_tail, xmin = first[usable], n_tail[usable], xmin[usable]
-    log_ratio_sum = log_ratio_sum[usable]
-    if first.size == 0:
-        raise HTMPError("every candidate tail is a single repeated value")
-    alpha = 1.0 + n_tail / log_ratio_sum
-
-    ks = np.empty(first.size)
-    offsets = np.arange(n_all)
-    step = max(1, _KS_BLOCK // n_all)
-    for lo in range(0, first.size, step):
-        sl = slice(lo, lo + step)
-        k0 = int(first[sl].min())
-        j = offsets[k0:]  # indices of the points, shared by the block
-        rank = j[None, :] - first[sl, None]  # 0-based rank within each tail
-        inside = rank >= 0
-        t = n_tail[sl, None].astype(np.float64)
-        cdf = -np.expm1(
-            (1.0 - alpha[sl, None]) * (logx[None, k0:] - np.log(xmin[sl, None]))
-        )
-        gap = np.maximum((rank + 1) / t - cdf, cdf - rank / t)
-        ks[sl] = np.where(inside, gap, -np.inf).max(axis=1)
-
-    best = int(np.argmin(ks))
-    a, nt = float(alpha[best]), int(n_tail[best])
-    return PowerLawFit(
-        alpha=a,
-        xmin=float(xmin[best]),
-        ks=float(ks[best]),
-        n_tail=nt,
-        alpha_se=(a - 1.0) / math.sqrt(nt),
-    )
 
 
 def moment_kappa(eigenvalues: ArrayLike, gamma: float) -> float:
