@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` and `make test`.
 VENV := .venv/bin
 
-.PHONY: setup demo test lint bench docs
+.PHONY: setup demo test test-fast lint bench docs
 
 setup:
 	@scripts/bootstrap.sh
@@ -16,6 +16,10 @@ lint: setup
 
 test: lint
 	$(VENV)/python -m pytest -q -n 2 --dist loadfile
+
+# The same checks without the statistical suites (tests marked slow): < 3 minutes.
+test-fast: lint
+	$(VENV)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: setup
 	$(VENV)/pip install -q -e ".[dev,bench]"

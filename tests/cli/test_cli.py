@@ -10,6 +10,7 @@ from htmp_infer.cli.app import main
 FAST = ["--chains", "2", "--draws", "200", "--warmup", "200", "--no-progress"]
 
 
+@pytest.mark.slow
 def test_simulate_fit_summary_round_trip(tmp_path, capsys):
     eig = tmp_path / "eig.npz"
     assert (
@@ -74,6 +75,7 @@ def test_simulate_fit_summary_round_trip(tmp_path, capsys):
     ]
 
 
+@pytest.mark.slow
 def test_fit_a_matrix_file(tmp_path, capsys):
     w = np.random.default_rng(0).standard_normal((60, 90))
     path = tmp_path / "w.npy"
@@ -165,6 +167,7 @@ def test_matrix_wrong_shape_and_missing_gamma(tmp_path, capsys):
     assert not list(tmp_path.glob("*.nc"))
 
 
+@pytest.mark.slow
 def test_console_script_reports_errors_without_traceback(tmp_path):
     bad = tmp_path / "bad.npy"
     np.save(bad, np.array([1.0, np.nan]))
@@ -210,6 +213,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert not (tmp_path / "s.npz").exists()
 
 
+@pytest.mark.slow
 def test_fit_with_grid_draws_and_summary(tmp_path, capsys):
     """``fit --method grid``: independent draws, no sample_stats, summary works."""
     eig = tmp_path / "eig.npz"

@@ -426,6 +426,7 @@ def test_score_has_mean_zero_under_own_samples():
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kappa", [0.5, 2.0, 10.0])
 def test_mle_of_kappa_from_one_draw(kappa):
     # One HTMP draw, N = 300, γ = 0.5. Profile likelihood over κ on a log grid

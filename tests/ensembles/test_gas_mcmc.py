@@ -195,6 +195,7 @@ def test_two_particles_with_a_hard_edge_weight_match_quadrature():
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reproducible_shapes_and_key_kinds():
     # Two compiled shapes only (2 chains, and 1 chain), to keep compile time low.
     n = 5
@@ -217,6 +218,7 @@ def _edge_log_weight(x, a, u):
     return (a - 1.0) * jnp.log(x) - u / x - x
 
 
+@pytest.mark.slow
 def test_traced_weight_parameters_equal_a_closure():
     """``weight_params`` gives the same chain as the same weight closed over."""
     n, a, u = 5, 0.8, 0.3

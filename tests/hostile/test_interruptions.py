@@ -36,9 +36,12 @@ import pytest
 from htmp_infer.ensembles.sampling import sample_htmp
 from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle
 
-pytestmark = pytest.mark.skipif(
-    not Path("/proc/self/stat").exists(), reason="reads the process table in /proc"
-)
+pytestmark = [
+    pytest.mark.slow,  # each case runs the CLI in a subprocess and compiles
+    pytest.mark.skipif(
+        not Path("/proc/self/stat").exists(), reason="reads the process table in /proc"
+    ),
+]
 
 ENV = {"HTMP_INFER_JAX_CACHE": "", "HTMP_INFER_CACHE": "", "OPENBLAS_NUM_THREADS": "1"}
 FAST = ["--models", "mp,htmp", "--ppc-draws", "0", "--no-plots", "--no-progress"]

@@ -31,6 +31,7 @@ def spectrum() -> Spectrum:
     return Spectrum.from_eigenvalues(x, gamma=GAMMA, name="synthetic")
 
 
+@pytest.mark.slow
 def test_htmp_evidence_matches_adaptive_quadrature(spectrum: Spectrum) -> None:
     """Grid evidence vs scipy.quad over log kappa of prior x marginal likelihood.
 
@@ -69,6 +70,7 @@ def test_htmp_evidence_matches_adaptive_quadrature(spectrum: Spectrum) -> None:
     assert ev.log_evidence == pytest.approx(math.log(value) + shift, abs=tol)
 
 
+@pytest.mark.slow
 def test_mp_evidence_is_the_exact_sum(spectrum: Spectrum) -> None:
     """``mp`` has no parameter: its spike sum runs to the prior's limit L = N/4."""
     ev = log_evidence(spectrum, "mp")
@@ -80,6 +82,7 @@ def test_mp_evidence_is_the_exact_sum(spectrum: Spectrum) -> None:
     )
 
 
+@pytest.mark.slow
 def test_temperature_grid_agrees_with_importance_sampling(spectrum: Spectrum) -> None:
     """3-D trapezoid grid vs an independent Student-t importance sampler."""
     from htmp_infer.inference import evidence
@@ -94,6 +97,7 @@ def test_temperature_grid_agrees_with_importance_sampling(spectrum: Spectrum) ->
     assert abs(ev.log_evidence - is_ev.log_evidence) < 4 * is_ev.error + ev.error
 
 
+@pytest.mark.slow
 def test_flood_filled_grid_equals_the_whole_box(spectrum: Spectrum, monkeypatch):  # type: ignore[no-untyped-def]
     """The pruned rule skips only nodes below e^{-20} of the peak.
 
@@ -128,6 +132,7 @@ def test_weights_are_posterior_model_probabilities() -> None:
     assert np.allclose(w, [0.25, 0.75])
 
 
+@pytest.mark.slow
 def test_spectra_prefer_their_own_mechanism(spectrum: Spectrum) -> None:
     """An HTMP spectrum prefers htmp to mp; its reciprocal prefers inverse_htmp."""
     lz = {m: log_evidence(spectrum, m).log_evidence for m in ("mp", "htmp")}
@@ -214,6 +219,7 @@ def test_grid_draws_match_the_grid_cdf(spectrum: Spectrum) -> None:
     assert kstest(draws, cdf).pvalue > 1e-3
 
 
+@pytest.mark.slow
 def test_grid_fit_agrees_with_nuts(spectrum: Spectrum) -> None:
     """The grid posterior of htmp and a NUTS fit give the same κ quantiles.
 
@@ -240,6 +246,7 @@ def test_grid_fit_agrees_with_nuts(spectrum: Spectrum) -> None:
     assert ll.dims == ("chain", "draw") and np.all(np.isfinite(ll.values))
 
 
+@pytest.mark.slow
 def test_a_model_whose_evidence_fails_gets_weight_zero_and_a_warning(monkeypatch):
     """One model that cannot be integrated must not stop (or NaN) a comparison."""
     import htmp_infer.inference.comparison as cmp

@@ -20,6 +20,7 @@ def dt(spectrum):
     return fit(spectrum, seed=5, ppc_draws=6, **KW)
 
 
+@pytest.mark.slow
 def test_datatree_groups_and_variables(dt, spectrum):
     assert {
         "posterior",
@@ -44,6 +45,7 @@ def test_datatree_groups_and_variables(dt, spectrum):
     assert dt.attrs["diag_mean_steps"] > 0
 
 
+@pytest.mark.slow
 def test_log_likelihood_group_is_the_model_density(dt, spectrum):
     """The recorded density is the spike mixture of exact HTMP bulk densities."""
     kappa = dt["posterior"]["kappa"].values[0, :3]
@@ -62,6 +64,7 @@ def test_log_likelihood_group_is_the_model_density(dt, spectrum):
         assert value == pytest.approx(float(np.logaddexp.reduce(terms)), rel=1e-10)
 
 
+@pytest.mark.slow
 def test_scale_posterior_matches_the_data_units(dt, spectrum):
     # scale = expected mean eigenvalue; its posterior concentrates on the sample
     # mean with relative sd ~ sqrt(Var x / N) ≈ 0.06 here
@@ -69,6 +72,7 @@ def test_scale_posterior_matches_the_data_units(dt, spectrum):
     assert np.median(scale) == pytest.approx(spectrum.eigenvalues.mean(), rel=0.05)
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_different_seed_different(spectrum, dt):
     again = fit(spectrum, seed=5, ppc_draws=6, **KW)
     np.testing.assert_array_equal(
@@ -87,6 +91,7 @@ def test_same_seed_same_numbers_different_seed_different(spectrum, dt):
     )
 
 
+@pytest.mark.slow
 def test_scale_invariance_of_the_kappa_posterior(spectrum, dt):
     """The κ posterior does not depend on the units of the eigenvalues.
 
@@ -117,6 +122,7 @@ def test_scale_invariance_of_the_kappa_posterior(spectrum, dt):
     assert abs(np.median(a) - np.median(b)) < 0.25 * np.std(b)
 
 
+@pytest.mark.slow
 def test_poor_convergence_warns_and_is_recorded(spectrum):
     with pytest.warns(ConvergenceWarning, match="ESS"):
         short = fit(
@@ -134,6 +140,7 @@ def test_bad_run_lengths_raise(spectrum):
         fit(spectrum, model="nope")
 
 
+@pytest.mark.slow
 def test_nuts_fit_after_arviz_plots_is_imported_first() -> None:
     """arviz-base 1.3 loads numpyro lazily; importing arviz_plots first used to
     break ``from_numpyro`` (``numpyro.infer`` without its ``initialization``

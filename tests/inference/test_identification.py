@@ -39,6 +39,7 @@ def test_a_product_is_reported_when_the_factors_are_not() -> None:
     assert _combinations("m", ["x", "y"], np.zeros(2), tight, np.ones(2)) == []
 
 
+@pytest.mark.slow
 def test_htmp_and_temperature_on_an_htmp_spectrum() -> None:
     """κ is identified; the temperature tail index has a lower bound only.
 

@@ -58,6 +58,7 @@ def test_caps_follow_a_fixed_sequence() -> None:
     assert seq == [5, 10, 20, 25]
 
 
+@pytest.mark.slow
 def test_many_spikes_raise_the_cap_and_match_the_full_sum(spiky: Spectrum) -> None:
     """The truncated evidence is the full one to within the dropped mass.
 
@@ -78,6 +79,7 @@ def test_many_spikes_raise_the_cap_and_match_the_full_sum(spiky: Spectrum) -> No
     assert -(ev.error + full.error) <= gap <= bound, (gap, bound)
 
 
+@pytest.mark.slow
 def test_spike_count_is_counted_not_censored(spiky: Spectrum) -> None:
     """With the first cap (8) every draw would say 8; the posterior sees ~20.
 
@@ -90,6 +92,7 @@ def test_spike_count_is_counted_not_censored(spiky: Spectrum) -> None:
     assert np.quantile(k, 0.95) < spike_limit(spiky.n)
 
 
+@pytest.mark.slow
 def test_draws_from_a_grid_use_the_grid_s_cap(spiky: Spectrum) -> None:
     """A grid built at a raised cap, drawn with the spectrum's first cap (8).
 

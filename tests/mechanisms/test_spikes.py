@@ -86,6 +86,7 @@ def test_prior_is_normalised_geometric() -> None:
     assert np.allclose(p[1:] / p[:-1], 0.5)
 
 
+@pytest.mark.slow
 def test_bulk_likelihoods_match_single_spectrum_references(spectrum: Spectrum) -> None:
     t = spike_table(spectrum)
     m_cols = spectrum.n_cols
@@ -106,6 +107,7 @@ def test_bulk_likelihoods_match_single_spectrum_references(spectrum: Spectrum) -
         assert bp[k] == pytest.approx(float(ref), abs=1e-9)
 
 
+@pytest.mark.slow
 def test_inverse_bulk_integrates_the_rate(spectrum: Spectrum) -> None:
     """Rate-marginal of the inverse-Laguerre density by quadrature in log(rate)."""
     t = spike_table(spectrum, 1)
@@ -160,6 +162,7 @@ def test_table_rejects_too_many_spikes(spectrum: Spectrum) -> None:
         spike_table(spectrum, N)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [100, 1000])
 @pytest.mark.parametrize("kappa", [1e-3, 0.5, 200.0])
 def test_fast_jacobi_normaliser_matches_the_direct_sum(n: int, kappa: float) -> None:

@@ -32,12 +32,16 @@ def table():
     return edge_table(N, float(M), K)
 
 
-@pytest.mark.parametrize(("kappa", "a"), [(1.0, 0.5), (5.0, 2.5), (30.0, 0.2)])
+@pytest.mark.parametrize(
+    ("kappa", "a"),
+    [(1.0, 0.5), (5.0, 2.5), pytest.param(30.0, 0.2, marks=pytest.mark.slow)],
+)
 def test_laguerre_phi_closed_form_matches_the_solver(kappa: float, a: float) -> None:
     # the solver's own accuracy is ~1e-13 relative (tests/meanfield/test_meanfield.py)
     assert laguerre_phi(kappa, a) == pytest.approx(equilibrium(kappa, a).phi, abs=1e-10)
 
 
+@pytest.mark.slow
 def test_table_matches_direct_solves(table) -> None:
     """Chebyshev × Hermite interpolation against fresh mean-field solves.
 
@@ -80,6 +84,7 @@ def test_bulk_reduces_to_the_exact_laguerre_density() -> None:
         assert got[k] == pytest.approx(want, rel=1e-12, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_edge_term_enters_with_the_table_correction(table) -> None:
     """Adding h' changes the bulk by -h'Σ1/λ - n(D(u) - D(0)) exactly."""
     rng = np.random.default_rng(1)
@@ -100,6 +105,7 @@ def test_edge_term_enters_with_the_table_correction(table) -> None:
     assert np.all(corr < 0)  # the edge removes mass: log Z falls
 
 
+@pytest.mark.slow
 def test_grid_fit_reports_the_identified_edge() -> None:
     from htmp_infer.models.data import sample_prior, simulate
 
@@ -134,6 +140,7 @@ def test_prior_puts_its_box_at_three_sd_inside_the_table() -> None:
         assert float(d.loc + 3 * d.scale) == pytest.approx(bounds[1], rel=1e-12)
 
 
+@pytest.mark.slow
 def test_table_is_held_at_its_edge_outside_the_box(table) -> None:
     """The extrapolation outside the box is the edge value (continuous, bounded)."""
     r = np.array([table.ratios[0]])
@@ -143,6 +150,7 @@ def test_table_is_held_at_its_edge_outside_the_box(table) -> None:
     np.testing.assert_array_equal(np.asarray(beyond), np.asarray(at_edge))
 
 
+@pytest.mark.slow
 def test_a_random_matrix_gets_a_finite_evidence_far_below_htmp() -> None:
     """κ = N = 100 sits on the table box's edge.
 
@@ -166,6 +174,7 @@ def test_a_random_matrix_gets_a_finite_evidence_far_below_htmp() -> None:
     assert log_evidence(spec, "htmp").log_evidence > ev.log_evidence + 2.0
 
 
+@pytest.mark.slow
 def test_identification_of_the_edge_on_an_htmp_spectrum(table) -> None:
     """An HTMP spectrum is the `data` model's limit v → 0: an upper bound only.
 
@@ -184,6 +193,7 @@ def test_identification_of_the_edge_on_an_htmp_spectrum(table) -> None:
     assert ident.loc[("data", "log_relative_edge"), "verdict"] == "upper bound only"
 
 
+@pytest.mark.slow
 def test_a_degenerate_importance_sample_is_a_failure_not_a_number(table) -> None:
     """κ = 0.08: the smallest eigenvalue is ~1e-52, so Σ 1/λ ~ 1e52.
 
@@ -210,6 +220,7 @@ def test_a_degenerate_importance_sample_is_a_failure_not_a_number(table) -> None
     assert list(result.identification["model"]) == ["htmp"]
 
 
+@pytest.mark.slow
 def test_spikes_holding_most_of_the_trace_do_not_break_the_mode_search(table) -> None:
     """The rate is anchored on the bulk without the K largest values.
 

@@ -24,6 +24,8 @@ import pytest
 from htmp_infer.inference.evidence import posterior_grid
 from htmp_infer.validation.calibration import sbc, simulate_from_prior
 
+pytestmark = pytest.mark.slow  # simulation-based calibration: every test fits
+
 N, GAMMA = 100, 0.5
 
 

@@ -230,6 +230,7 @@ def test_scan_fails_when_no_layer_can_be_fitted(tmp_path):
     assert not (tmp_path / "out" / "scan.csv").exists()
 
 
+@pytest.mark.slow
 def test_cli_compare_layers_on_a_scan_directory(scanned, tmp_path, capsys):
     _, out, _, _ = scanned
     target = tmp_path / "layers.nc"
@@ -253,6 +254,7 @@ def test_unknown_method_is_refused():
         ScanOptions(method="mcmc")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_parallel_jobs_give_the_same_table(scanned):
     """Two spawned worker processes reproduce the serial scan exactly (same seed)."""
     _, out, result, _ = scanned
@@ -360,6 +362,7 @@ def test_a_signal_waits_for_the_end_of_a_save():
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
 
 
+@pytest.mark.slow
 def test_a_damaged_layer_file_is_refitted_with_one_warning(scanned, tmp_path):
     import shutil
 

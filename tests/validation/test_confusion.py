@@ -15,6 +15,7 @@ def both_rows():
     return confusion_matrix(MODELS, n=60, gamma=0.5, replicates=3, seed=11)
 
 
+@pytest.mark.slow
 def test_records_hold_the_truth_and_weights_that_sum_to_one(both_rows):
     res = both_rows
     assert res.models == MODELS
@@ -32,6 +33,7 @@ def test_records_hold_the_truth_and_weights_that_sum_to_one(both_rows):
         assert res.hits[i] == pytest.approx(hits, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_one_row_alone_repeats_the_same_replicates(both_rows):
     alone = confusion_matrix(
         MODELS, n=60, gamma=0.5, replicates=3, seed=11, truths=("htmp",)
