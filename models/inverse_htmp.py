@@ -36,6 +36,7 @@ import numpyro.distributions as dist
 from jax import Array
 
 from htmp_infer.ensembles.sampling import sample_htmp
+from htmp_infer.limit import kappa_to_delta
 from htmp_infer.mechanisms.bulk import as_table, inverse_laguerre_bulk
 from htmp_infer.mechanisms.spikes import (
     add_spikes,
@@ -89,7 +90,7 @@ def postprocess(
         "n_spikes": k,
         "rate": rate,
         "scale": beta * (spectrum.n_cols - k) / (2.0 * rate),
-        "alpha_tail": 1.0 + kappa * (1.0 - gamma) / (2.0 * gamma),
+        "alpha_tail": 1.0 + kappa_to_delta(kappa, gamma),
         "kappa_over_gamma": kappa / gamma,
     }
 

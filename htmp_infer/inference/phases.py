@@ -34,6 +34,8 @@ import numpy as np
 import xarray as xr
 from numpy.typing import NDArray
 
+from htmp_infer.limit import kappa_to_delta
+
 __all__ = ["PHASES", "classify", "phase_posterior"]
 
 PHASES = (
@@ -72,7 +74,7 @@ def classify(
     kappa = np.asarray(kappa, dtype=np.float64)
     k = np.zeros(kappa.shape, np.int64) if n_spikes is None else np.asarray(n_spikes)
     ratio = np.ones(kappa.shape) if spike_ratio is None else np.asarray(spike_ratio)
-    delta = kappa * (1.0 - gamma) / (2.0 * gamma)
+    delta = kappa_to_delta(kappa, gamma)
     mp_like = kappa >= KAPPA_MP
     out = np.select(
         [

@@ -57,7 +57,7 @@ stiff for large :math:`\kappa`. The CDF starts from
 
 from __future__ import annotations
 
-from htmp_infer.limit._params import KAPPA_MP_SWITCH
+from htmp_infer.limit._params import KAPPA_MP_SWITCH, kappa_to_delta
 from htmp_infer.limit.htmp import (
     TailExponents,
     htmp_cdf,
@@ -88,6 +88,7 @@ __all__ = [
     "inverse_htmp_cdf",
     "inverse_htmp_logpdf",
     "inverse_htmp_pdf",
+    "kappa_to_delta",
     "mp_cdf",
     "mp_logpdf",
     "mp_pdf",

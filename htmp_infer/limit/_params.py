@@ -2,7 +2,8 @@ r"""Argument checks and shared parameters of the HTMP limit-law functions.
 
 This module validates the scalar arguments ``gamma`` and ``kappa``, maps them to
 the shape parameters :math:`(b, \delta, \theta)` of ``docs/maths.md``
-§1.3, reshapes flattened results back to the caller's shape, and holds
+§1.3 (:func:`kappa_to_delta`, the one place :math:`\delta` is written),
+reshapes flattened results back to the caller's shape, and holds
 :data:`KAPPA_MP_SWITCH`, the :math:`\kappa` above which the HTMP functions
 return the Marchenko–Pastur law.
 """
@@ -10,6 +11,7 @@ return the Marchenko–Pastur law.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,10 +60,22 @@ def _check_params(gamma: object, kappa: object) -> tuple[float, float]:
     return g, k
 
 
+def kappa_to_delta(kappa: Any, gamma: Any) -> Any:
+    r"""The tail index :math:`\delta = \kappa(1-\gamma)/(2\gamma)`.
+
+    The HTMP density behaves as :math:`x^{\delta-1}` at its lower edge, and the
+    inverse HTMP law of :math:`w = 1/x` has the upper tail :math:`w^{-(1+\delta)}`:
+    :math:`\alpha = 1 + \delta` is its HT-SR (WeightWatcher) exponent
+    (``docs/maths.md`` §2.4). Elementwise on floats and on NumPy, xarray or JAX
+    arrays; the arguments are not checked (the callers do).
+    """
+    return kappa * (1.0 - gamma) / (2.0 * gamma)
+
+
 def _shape_params(gamma: float, kappa: float) -> tuple[float, float, float]:
     """Return ``(b, delta, theta)`` of ``docs/maths.md`` §1.3."""
     b = 0.5 * kappa
-    delta = 0.5 * kappa * (1.0 - gamma) / gamma
+    delta = kappa_to_delta(kappa, gamma)
     theta = 0.5 * kappa / gamma
     return b, delta, theta
 

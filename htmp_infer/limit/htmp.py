@@ -18,6 +18,7 @@ from htmp_infer.limit._params import (
     _check_params,
     _shape_params,
     _shaped,
+    kappa_to_delta,
 )
 from htmp_infer.limit._paths import _asymptotic_start, _asymptotic_w, _positive_axis
 from htmp_infer.limit._solver import _evaluate
@@ -386,5 +387,5 @@ def htmp_tail_exponents(gamma: float, kappa: float) -> TailExponents:
     with no power law.
     """
     g, k = _check_params(gamma, kappa)
-    delta = 0.5 * k * (1.0 - g) / g
+    delta = kappa_to_delta(k, g)
     return TailExponents(lower=delta - 1.0, alpha=1.0 + delta)

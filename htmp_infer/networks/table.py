@@ -17,6 +17,7 @@ import xarray as xr
 
 from htmp_infer.errors import HTMPError
 from htmp_infer.io import write_atomic
+from htmp_infer.limit import kappa_to_delta
 
 if TYPE_CHECKING:
     from htmp_infer.networks.bundle import SpectraBundle
@@ -112,7 +113,7 @@ def assemble(
         }
     )
     gamma = xr.DataArray(table["gamma"].to_numpy(), dims="layer", coords=layer_coord)
-    posterior["alpha"] = 1.0 + posterior["kappa"] * (1.0 - gamma) / (2.0 * gamma)
+    posterior["alpha"] = 1.0 + kappa_to_delta(posterior["kappa"], gamma)
     comparison = xr.Dataset(
         {
             v: stack("comparison", v, v, model=list(options.models))

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from htmp_infer.errors import HTMPError
+from htmp_infer.errors import ArgumentError, HTMPError
 
 __all__ = ["WW_EVALS_THRESH", "WW_SMALL_N", "PowerLawFit", "hill_ks_alpha"]
 
@@ -63,15 +63,15 @@ def _positive_values(eigenvalues: ArrayLike, minimum: int) -> NDArray[np.float64
     try:
         arr = np.asarray(eigenvalues, dtype=np.float64).ravel()
     except (TypeError, ValueError):
-        raise HTMPError("eigenvalues must be an array of real numbers") from None
+        raise ArgumentError("eigenvalues must be an array of real numbers") from None
     if arr.size < minimum:
-        raise HTMPError(f"need at least {minimum} eigenvalues, got {arr.size}")
+        raise ArgumentError(f"need at least {minimum} eigenvalues, got {arr.size}")
     if not np.isfinite(arr).all():
-        raise HTMPError(
+        raise ArgumentError(
             f"eigenvalues contain {int((~np.isfinite(arr)).sum())} non-finite value(s)"
         )
     if (arr <= 0).any():
-        raise HTMPError(
+        raise ArgumentError(
             f"eigenvalues must be > 0, got {int((arr <= 0).sum())} value(s) <= 0 "
             f"(min {arr.min():.3g})"
         )
@@ -246,11 +246,13 @@ def hill_ks_alpha(
     ``xmax``, ``pl_package='powerlaw'``, truncated power laws) are not.
     """
     if int(min_tail) < 2:
-        raise HTMPError(f"min_tail must be >= 2, got {min_tail}")
+        raise ArgumentError(f"min_tail must be >= 2, got {min_tail}")
     min_tail = int(min_tail)
     thresh = float(evals_thresh)
     if not (math.isfinite(thresh) and thresh >= 0.0):
-        raise HTMPError(f"evals_thresh must be finite and >= 0, got {evals_thresh!r}")
+        raise ArgumentError(
+            f"evals_thresh must be finite and >= 0, got {evals_thresh!r}"
+        )
     x = _positive_values(eigenvalues, min_tail)
     x = x[x > thresh]
     if x.size < min_tail:
@@ -272,7 +274,7 @@ def hill_ks_alpha(
     else:
         cand = np.unique(np.asarray(xmin_candidates, dtype=np.float64).ravel())
         if not (np.isfinite(cand).all() and (cand > 0).all()):
-            raise HTMPError("xmin_candidates must be finite and > 0")
+            raise ArgumentError("xmin_candidates must be finite and > 0")
         first = np.searchsorted(x, cand, side="left")
         xmin = cand
         log_xmin = np.log(cand) - math.log(float(x[0]))

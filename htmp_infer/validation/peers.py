@@ -27,8 +27,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
-from htmp_infer.errors import HTMPError
-from htmp_infer.limit import htmp_logpdf
+from htmp_infer.errors import ArgumentError, HTMPError
+from htmp_infer.limit import htmp_logpdf, kappa_to_delta
 from htmp_infer.validation.hill import PowerLawFit, _positive_values, hill_ks_alpha
 
 __all__ = [
@@ -44,7 +44,7 @@ __all__ = [
 def _check_gamma(gamma: float) -> float:
     g = float(gamma)
     if not (0.0 < g <= 1.0):
-        raise HTMPError(f"gamma must be in (0, 1], got {gamma!r}")
+        raise ArgumentError(f"gamma must be in (0, 1], got {gamma!r}")
     return g
 
 
@@ -178,9 +178,9 @@ def iid_mle_kappa(
     x = _positive_values(eigenvalues, 2)
     lo_k, hi_k = (float(b) for b in bounds)
     if not (0.0 < lo_k < hi_k and math.isfinite(hi_k)):
-        raise HTMPError(f"bounds must satisfy 0 < low < high < inf, got {bounds!r}")
+        raise ArgumentError(f"bounds must satisfy 0 < low < high < inf, got {bounds!r}")
     if int(grid_per_decade) < 1:
-        raise HTMPError(f"grid_per_decade must be >= 1, got {grid_per_decade}")
+        raise ArgumentError(f"grid_per_decade must be >= 1, got {grid_per_decade}")
     log_s = math.log(float(np.mean(x)))
     lo, hi = math.log(lo_k), math.log(hi_k)
     n_grid = max(3, math.ceil((hi - lo) / math.log(10.0) * int(grid_per_decade)) + 1)
@@ -236,8 +236,8 @@ def kappa_to_alpha(kappa: float, gamma: float) -> float:
     g = _check_gamma(gamma)
     k = float(kappa)
     if not k > 0:
-        raise HTMPError(f"kappa must be > 0, got {kappa!r}")
-    return 1.0 + k * (1.0 - g) / (2.0 * g)
+        raise ArgumentError(f"kappa must be > 0, got {kappa!r}")
+    return 1.0 + kappa_to_delta(k, g)
 
 
 def alpha_to_kappa(alpha: float, gamma: float) -> float:
@@ -264,7 +264,9 @@ def alpha_to_kappa(alpha: float, gamma: float) -> float:
     g = _check_gamma(gamma)
     a = float(alpha)
     if g == 1.0:
-        raise HTMPError("alpha_to_kappa is undefined at gamma = 1 (alpha is always 1)")
+        raise ArgumentError(
+            "alpha_to_kappa is undefined at gamma = 1 (alpha is always 1)"
+        )
     if not a > 1.0:
-        raise HTMPError(f"alpha must be > 1, got {alpha!r}")
+        raise ArgumentError(f"alpha must be > 1, got {alpha!r}")
     return 2.0 * g * (a - 1.0) / (1.0 - g)
