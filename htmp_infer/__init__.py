@@ -43,6 +43,7 @@ _LAZY = {
     "fit": "htmp_infer.inference.fit",
     "compare": "htmp_infer.inference.comparison",
     "Comparison": "htmp_infer.inference.comparison",
+    "SamplerOptions": "htmp_infer.inference.options",
     "summarize": "htmp_infer.inference.summary",
     "scan": "htmp_infer.networks.scan",
     "ScanOptions": "htmp_infer.networks.scan",
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from htmp_infer.ensembles.simulate import simulate
     from htmp_infer.inference.comparison import Comparison, compare
     from htmp_infer.inference.fit import fit
+    from htmp_infer.inference.options import SamplerOptions
     from htmp_infer.inference.summary import summarize
     from htmp_infer.networks.scan import ScanOptions, ScanResult, scan
     from htmp_infer.plotting.esd import plot_esd
@@ -89,6 +91,7 @@ __all__ = [
     "EvidenceWarning",
     "HTMPError",
     "OutputError",
+    "SamplerOptions",
     "ScanOptions",
     "ScanResult",
     "Spectrum",

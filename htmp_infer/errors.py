@@ -1,9 +1,25 @@
-"""Exceptions and warnings raised by htmp-infer."""
+"""Exceptions and warnings raised by htmp-infer, and the policy they follow.
+
+- A failure of the domain (a spectrum no model can integrate, a file that is not
+  a checkpoint, a posterior that cannot be summarised) is an :class:`HTMPError`.
+- A bad argument (out of range, of the wrong type, an unknown name) is an
+  :class:`ArgumentError`: an ``HTMPError`` that is also a ``ValueError``
+  (:class:`SpectrumError`, :class:`WeightsError` and :class:`OutputError` are
+  the bad-argument errors of spectra, checkpoints and output paths).
+- Control flow is not an error: a signal between two parts of the package
+  (such as :class:`htmp_infer.inference._grid_rule.HigherNode`) subclasses
+  ``Exception`` only, so no caller reports it as a failure.
+
+The CLI reports every ``HTMPError`` as one line and exits with status 2; a scan
+lists a layer that raised one and goes on. ``RuntimeError`` is not used for
+either kind.
+"""
 
 from __future__ import annotations
 
 __all__ = [
     "ArgumentError",
+    "CensoredSpikesWarning",
     "ConvergenceWarning",
     "EvidenceWarning",
     "HTMPError",
@@ -15,7 +31,7 @@ __all__ = [
 
 
 class HTMPError(Exception):
-    """Base class of the errors htmp-infer raises on bad input.
+    """Base class of the errors htmp-infer raises: bad input, or a domain failure.
 
     The CLI reports these as a single line and exits with status 2.
     """

@@ -16,7 +16,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from htmp_infer.cli.network import add_method_argument, add_parsers
+from htmp_infer.cli._args import (
+    add_sampler_arguments,
+    integer,
+    sampler_options,
+    seed,
+)
+from htmp_infer.cli.network import add_parsers
 from htmp_infer.errors import ArgumentError, HTMPError
 
 if TYPE_CHECKING:
@@ -61,30 +67,9 @@ def _float_in(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
-def _nonnegative_int(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
-
-
 def _int_in(low: int, high: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = _integer(text)
+        value = integer(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(
                 f"must be an integer in [{low}, {high}], got {text}"
@@ -92,15 +77,6 @@ def _int_in(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
-
-
-def _seed(text: str) -> int:
-    value = _integer(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(
-            f"must be an integer in [0, 2**32), got {text}"
-        )
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -135,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--n", type=_int_in(2, MAX_EIGENVALUES), required=True, help="eigenvalues N"
     )
-    s.add_argument("--seed", type=_seed, default=0)
+    s.add_argument("--seed", type=seed, default=0)
     s.add_argument(
         "--scale", type=_float_in(*SCALE_RANGE), default=1.0, help="mean eigenvalue"
     )
@@ -148,14 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--model", default="htmp")
     f.add_argument("--gamma", type=_positive_float, help="aspect ratio N/M")
     f.add_argument("--n-cols", type=_positive_float, help="larger dimension M")
-    f.add_argument("--chains", type=_positive_int, default=4)
-    f.add_argument("--draws", type=_positive_int, default=1000)
-    f.add_argument("--warmup", type=_nonnegative_int, default=1000)
-    f.add_argument("--seed", type=_seed, default=0)
-    f.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
-    add_method_argument(f, "nuts")
+    add_sampler_arguments(f)
     f.add_argument("--plot", type=Path, help="also write a PNG of the fit")
-    f.add_argument("--no-progress", action="store_true")
 
     c = sub.add_parser(
         "compare", help="weigh the mechanism models and give the phase posterior"
@@ -174,18 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--fits", default="htmp", help="models whose posteriors are also written"
     )
-    c.add_argument("--chains", type=_positive_int, default=4)
-    c.add_argument("--draws", type=_positive_int, default=1000)
-    c.add_argument("--warmup", type=_nonnegative_int, default=1000)
-    c.add_argument("--seed", type=_seed, default=0)
-    c.add_argument("--ppc-draws", type=_nonnegative_int, default=40)
-    add_method_argument(c, "grid")
-    c.add_argument("--no-progress", action="store_true")
+    add_sampler_arguments(c)
 
     m = sub.add_parser("summary", help="print the posterior summary of a fit")
     m.add_argument("file", type=Path, help="a .nc written by `htmp-infer fit`")
 
-    add_parsers(sub, _positive_int, _nonnegative_int)
+    add_parsers(sub)
     return p
 
 
@@ -193,24 +157,6 @@ def _print_table(dt: object) -> None:
     from htmp_infer.inference.summary import describe_fit
 
     print(describe_fit(dt))  # type: ignore[arg-type]
-
-
-def _check_run(args: argparse.Namespace) -> None:
-    """The run arguments of fit/compare, checked by the API's rules, as flags."""
-    from htmp_infer.inference.fit import check_run_args
-
-    try:
-        check_run_args(
-            chains=args.chains,
-            draws=args.draws,
-            warmup=args.warmup,
-            seed=args.seed,
-            ppc_draws=args.ppc_draws,
-            method=args.method,
-        )
-    except ArgumentError as exc:
-        name, _, rest = str(exc).partition(" ")
-        raise ArgumentError(f"--{name.replace('_', '-')} {rest}") from None
 
 
 def _check_simulated(lam: object, args: argparse.Namespace) -> None:
@@ -246,7 +192,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from htmp_infer.io import check_output_file, write_spectrum_npz
 
     if args.out.suffix != ".npz":
-        raise HTMPError(f"--out must end in .npz, got {args.out.name}")
+        raise ArgumentError(f"--out must end in .npz, got {args.out.name}")
     check_output_file(args.out, what="--out")
     lam = sample_htmp(args.seed, args.n, args.kappa, gamma=args.gamma, scale=args.scale)
     _check_simulated(lam, args)
@@ -259,31 +205,22 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _fit(args: argparse.Namespace) -> int:
     from htmp_infer.inference.fit import check_model, fit
+    from htmp_infer.inference.options import SamplerOptions
     from htmp_infer.io import atomic_path, check_distinct, check_output_file, reading
 
     if args.out.suffix != ".nc":
-        raise HTMPError(f"--out must end in .nc, got {args.out.name}")
+        raise ArgumentError(f"--out must end in .nc, got {args.out.name}")
     if args.plot is not None and args.plot.suffix.lower() != ".png":
-        raise HTMPError(f"--plot must end in .png, got {args.plot.name}")
+        raise ArgumentError(f"--plot must end in .png, got {args.plot.name}")
     check_model(args.model, "--model")
-    _check_run(args)
+    options = sampler_options(args, SamplerOptions)
     with reading(args.input):
         check_output_file(args.out, what="--out")
         if args.plot is not None:
             check_output_file(args.plot, what="--plot")
             check_distinct(args.out, args.plot)
         spectrum = _load_spectrum(args)
-        dt = fit(
-            spectrum,
-            args.model,
-            chains=args.chains,
-            draws=args.draws,
-            warmup=args.warmup,
-            seed=args.seed,
-            progress=not args.no_progress,
-            ppc_draws=args.ppc_draws,
-            method=args.method,
-        )
+        dt = fit(spectrum, args.model, options=options, progress=not args.no_progress)
         dt.attrs["n"] = spectrum.n
         with atomic_path(args.out) as tmp_nc:
             if args.plot is not None:
@@ -304,7 +241,9 @@ def _load_spectrum(args: argparse.Namespace) -> Spectrum:
     from htmp_infer.spectrum import Spectrum
 
     if args.matrix and (args.gamma is not None or args.n_cols is not None):
-        raise HTMPError("--gamma/--n-cols are read from the matrix shape with --matrix")
+        raise ArgumentError(
+            "--gamma/--n-cols are read from the matrix shape with --matrix"
+        )
     spectrum = Spectrum.load(
         args.input, gamma=args.gamma, n_cols=args.n_cols, matrix=args.matrix
     )
@@ -337,13 +276,14 @@ def _compare(args: argparse.Namespace) -> int:
     import xarray as xr
 
     from htmp_infer.inference.comparison import compare
+    from htmp_infer.inference.options import SamplerOptions
     from htmp_infer.io import atomic_path, check_distinct, check_output_file, reading
 
     if args.out.suffix != ".nc":
-        raise HTMPError(f"--out must end in .nc, got {args.out.name}")
+        raise ArgumentError(f"--out must end in .nc, got {args.out.name}")
     fits = _names(args.fits, "--fits") or []
     models = _names(args.models, "--models")
-    _check_run(args)
+    options = sampler_options(args, SamplerOptions)
     table_csv = args.out.with_name(f"{args.out.stem}_comparison.csv")
     phase_csv = args.out.with_name(f"{args.out.stem}_phases.csv")
     ident_csv = args.out.with_name(f"{args.out.stem}_identification.csv")
@@ -356,14 +296,9 @@ def _compare(args: argparse.Namespace) -> int:
         result = compare(
             spectrum,
             models,
-            seed=args.seed,
             fit_models=fits,
-            chains=args.chains,
-            draws=args.draws,
-            warmup=args.warmup,
+            options=options,
             progress=not args.no_progress,
-            ppc_draws=args.ppc_draws,
-            method=args.method,
         )
         phases = result.phase_table()
         tree = xr.DataTree.from_dict(

@@ -13,11 +13,17 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from htmp_infer.errors import HTMPError
+from htmp_infer.cli._args import (
+    add_sampler_arguments,
+    nonnegative_int,
+    positive_int,
+    sampler_options,
+    seed,
+)
+from htmp_infer.errors import ArgumentError, HTMPError
 from htmp_infer.networks.signals import Interrupted, ScanInterrupted, handling
 
 if TYPE_CHECKING:
@@ -47,43 +53,14 @@ def _selection_args(p: argparse.ArgumentParser) -> None:
         "--no-split-qkv", action="store_true", help="keep fused qkv matrices whole"
     )
     g.add_argument(
-        "--min-dim", type=_nonnegative, default=16, help="skip smaller matrices"
+        "--min-dim", type=nonnegative_int, default=16, help="skip smaller matrices"
     )
     g.add_argument(
         "--no-cache", action="store_true", help="do not read or write the cache"
     )
 
 
-def _nonnegative(text: str) -> int:
-    value = int(text) if text.strip().isdigit() else -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = _nonnegative(text)
-    if value >= 2**32:
-        raise argparse.ArgumentTypeError(f"must be below 2**32, got {text}")
-    return value
-
-
-def add_method_argument(parser: Any, default: str) -> None:
-    """``--method {grid,nuts}``: how a command draws its posteriors."""
-    parser.add_argument(
-        "--method",
-        choices=("grid", "nuts"),
-        default=default,
-        help="independent draws from the evidence quadrature grid, or NUTS "
-        f"(default: {default})",
-    )
-
-
-def add_parsers(
-    sub: Any,
-    positive_int: Callable[[str], int],
-    nonnegative_int: Callable[[str], int],
-) -> None:
+def add_parsers(sub: Any) -> None:
     """Add the ``scan`` and ``compare-layers`` subcommands (``handler`` default)."""
     s = sub.add_parser(
         "scan",
@@ -97,17 +74,7 @@ def add_parsers(
     )
     s.add_argument("--out", type=Path, required=True, help="output directory")
     s.add_argument("--models", help="comma-separated models (default: all)")
-    s.add_argument("--chains", type=positive_int, default=4)
-    s.add_argument("--draws", type=positive_int, default=500)
-    s.add_argument("--warmup", type=nonnegative_int, default=500)
-    s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument(
-        "--ppc-draws",
-        type=nonnegative_int,
-        default=40,
-        help="posterior-predictive replicates (0: no check)",
-    )
-    add_method_argument(s, "grid")
+    add_sampler_arguments(s)
     s.add_argument(
         "--jobs",
         type=positive_int,
@@ -115,7 +82,6 @@ def add_parsers(
         help="worker processes fitting layers in parallel (default 1)",
     )
     s.add_argument("--no-plots", action="store_true")
-    s.add_argument("--no-progress", action="store_true")
     _selection_args(s)
     s.set_defaults(handler=_scan)
 
@@ -132,7 +98,7 @@ def add_parsers(
     c.add_argument("--chains", type=positive_int, default=4)
     c.add_argument("--draws", type=positive_int, default=1000)
     c.add_argument("--warmup", type=nonnegative_int, default=1000)
-    c.add_argument("--seed", type=_seed, default=0)
+    c.add_argument("--seed", type=seed, default=0)
     c.add_argument("--no-progress", action="store_true")
     _selection_args(c)
     c.set_defaults(handler=_compare_layers)
@@ -159,7 +125,7 @@ def _check_selection(args: argparse.Namespace) -> list[str] | None:
         return None
     kinds = [k.strip() for k in args.kinds.split(",")]
     if not all(kinds):
-        raise HTMPError(f"--kinds {args.kinds!r}: an empty name in the list")
+        raise ArgumentError(f"--kinds {args.kinds!r}: an empty name in the list")
     expand_kinds(kinds)
     return kinds
 
@@ -220,28 +186,17 @@ def _scan(args: argparse.Namespace) -> int:
 def _run_scan(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from htmp_infer.inference.comparison import DEFAULT_MODELS
     from htmp_infer.io import reading
     from htmp_infer.networks.scan import ScanOptions, scan
     from htmp_infer.networks.state import check_outputs
 
-    models = (
-        tuple(m.strip() for m in args.models.split(","))
-        if args.models is not None
-        else DEFAULT_MODELS
-    )
-    options = ScanOptions(
-        models=models,
-        chains=args.chains,
-        draws=args.draws,
-        warmup=args.warmup,
-        seed=args.seed,
-        ppc_draws=args.ppc_draws,
-        method=args.method,
-    )
+    models = {}
+    if args.models is not None:
+        models["models"] = tuple(m.strip() for m in args.models.split(","))
+    options = sampler_options(args, ScanOptions, **models)
     kinds = _check_selection(args)
     if args.jobs > (cpus := _usable_cpus()):
-        raise HTMPError(
+        raise ArgumentError(
             f"--jobs {args.jobs}: more worker processes than the {cpus} CPUs "
             f"this process may use; use at most {cpus}"
         )
@@ -308,7 +263,7 @@ def _run_compare_layers(args: argparse.Namespace) -> int:
     from htmp_infer.networks.signals import deferred
 
     if args.out is not None and args.out.suffix != ".nc":
-        raise HTMPError(f"--out must end in .nc, got {args.out.name}")
+        raise ArgumentError(f"--out must end in .nc, got {args.out.name}")
     kinds = _check_selection(args)
     path = _input(args)
     with reading(path):

@@ -15,13 +15,16 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
-from htmp_infer.errors import HTMPError
-
 RADIUS = 8.0
 
 
-class HigherNode(HTMPError):
-    """A grid node far above the optimised mode: a missed mode, or instability."""
+class HigherNode(Exception):
+    """A grid node far above the optimised mode: a missed mode, or instability.
+
+    Control flow, not an error: :mod:`htmp_infer.inference.evidence` catches it,
+    polishes the mode from ``node`` and integrates again; only a second one
+    becomes an :class:`~htmp_infer.errors.HTMPError`.
+    """
 
     def __init__(self, message: str, node: np.ndarray) -> None:
         super().__init__(message)

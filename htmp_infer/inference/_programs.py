@@ -1,7 +1,9 @@
 """Compiled programs of a model for one spectrum shape, and its mode search.
 
 :func:`_potential_fns` builds (once per model and static arguments, then cached)
-the jitted potential, its gradient and a vmapped batch of it; :func:`site_values`
+the jitted potential, its gradient and a vmapped batch of it (a :class:`Potential`),
+or, for a model without continuous coordinates, its exact log evidence (an
+:class:`ExactSum`); :func:`site_values`
 evaluates a model's sites at many points; :func:`_mode` finds the posterior mode.
 Shared by :mod:`htmp_infer.inference.evidence` and its spike-cap choice.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +22,7 @@ from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import log_density
 from scipy.optimize import minimize
 
-from htmp_infer.errors import HTMPError
+from htmp_infer.errors import ArgumentError, HTMPError
 from htmp_infer.inference._grid_rule import BATCH, evaluate, pad
 from htmp_infer.inference._potential import (
     deterministic_sites,
@@ -32,7 +34,38 @@ from htmp_infer.inference._potential import (
 from htmp_infer.inference.registry import load_model
 from htmp_infer.spectrum import Spectrum
 
-__all__ = ["latent_names", "prior_distributions", "site_values"]
+__all__ = [
+    "ExactSum",
+    "Potential",
+    "latent_names",
+    "potential_of",
+    "prior_distributions",
+    "site_values",
+]
+
+
+class Potential(NamedTuple):
+    """The compiled potential of a model with continuous coordinates, on one spectrum.
+
+    Attributes
+    ----------
+    names : list of str
+        The latent coordinates, in the order of the flat vectors below.
+    value_grad : callable
+        ``x -> (U(x), grad U(x))`` at one point ``x`` (shape ``(d,)``).
+    batch : callable
+        ``xs -> U(xs)`` at ``BATCH`` points (shape ``(BATCH, d)``).
+    """
+
+    names: list[str]
+    value_grad: Callable[[Any], Any]
+    batch: Callable[[Any], Any]
+
+
+class ExactSum(NamedTuple):
+    """A model without continuous coordinates: its log evidence, summed exactly."""
+
+    log_evidence: float
 
 
 @functools.lru_cache(maxsize=64)
@@ -87,23 +120,36 @@ def _made(model: str, spectrum: Spectrum) -> tuple[tuple[Any, ...], Any, Any]:
     return _MADE[key], exact, data
 
 
-def _potential_fns(
-    model: str, spectrum: Spectrum
-) -> tuple[list[str], Any, Any, float | None]:
+def _potential_fns(model: str, spectrum: Spectrum) -> Potential | ExactSum:
+    """The compiled potential of ``model`` on ``spectrum``, or its exact evidence."""
     (names, value_grad, batch, _), exact, data = _made(model, spectrum)
     if not names:
-        return [], None, None, float(exact(data))
-    return (
-        names,
+        return ExactSum(float(exact(data)))
+    return Potential(
+        list(names),
         lambda x: value_grad(x, data),
         lambda xs: batch(xs, data),
-        None,
     )
+
+
+def potential_of(model: str, spectrum: Spectrum) -> Potential:
+    """:func:`_potential_fns` of a model that has continuous coordinates.
+
+    Raises
+    ------
+    ArgumentError
+        For a model without any (``mp``).
+    """
+    fns = _potential_fns(model, spectrum)
+    if isinstance(fns, ExactSum):
+        raise ArgumentError(f"model {model!r}: no continuous parameter")
+    return fns
 
 
 def latent_names(model: str, spectrum: Spectrum) -> list[str]:
     """The latent coordinates of a model, in the order of :func:`site_values`."""
-    return _potential_fns(model, spectrum)[0]
+    fns = _potential_fns(model, spectrum)
+    return fns.names if isinstance(fns, Potential) else []
 
 
 def prior_distributions(model: str, spectrum: Spectrum) -> dict[str, Any]:

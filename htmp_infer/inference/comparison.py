@@ -37,7 +37,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Unpack
 
 import numpy as np
 import pandas as pd
@@ -46,13 +46,14 @@ from scipy.special import softmax
 
 from htmp_infer.errors import ArgumentError, EvidenceWarning, HTMPError
 from htmp_infer.inference.evidence import Evidence, GridPosterior, evidence_and_grid
-from htmp_infer.inference.fit import as_spectrum, check_model, check_run_args, fit
+from htmp_infer.inference.fit import as_spectrum, check_model, fit
 from htmp_infer.inference.identification import identification
+from htmp_infer.inference.options import SamplerArgs, SamplerOptions, resolve_options
 from htmp_infer.inference.phases import phase_posterior
 from htmp_infer.inference.registry import available_models
 from htmp_infer.spectrum import Spectrum
 
-__all__ = ["Comparison", "compare"]
+__all__ = ["Comparison", "compare", "weights_of"]
 
 DEFAULT_MODELS = ("mp", "htmp", "inverse_htmp", "temperature")
 
@@ -99,14 +100,10 @@ def compare(
     spectrum: Spectrum,
     models: Sequence[str] | None = None,
     *,
-    seed: int = 0,
     fit_models: Sequence[str] = ("htmp",),
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
+    options: SamplerOptions | None = None,
     progress: bool = True,
-    ppc_draws: int = 40,
-    method: Literal["grid", "nuts"] = "grid",
+    **overrides: Unpack[SamplerArgs],
 ) -> Comparison:
     """Weigh the mechanism models for one spectrum and give its phase posterior.
 
@@ -116,16 +113,21 @@ def compare(
         The observed spectrum.
     models : sequence of str, optional
         Models to compare; default ``mp, htmp, inverse_htmp, temperature``.
-    seed : int
-        Seed of everything random (same seed, same numbers).
     fit_models : sequence of str
         Models whose posterior DataTrees are also returned; ``htmp`` is always
         fitted, for the phase posterior.
-    chains, draws, warmup, progress, ppc_draws
-        Passed to :func:`htmp_infer.fit`.
-    method : {"grid", "nuts"}, default "grid"
-        How the fits draw their posteriors: independently from the evidence grid
-        (no extra likelihood evaluations; :mod:`htmp_infer.inference.grid`) or by NUTS.
+    options : SamplerOptions, optional
+        How the fits draw their posteriors
+        (:class:`~htmp_infer.inference.options.SamplerOptions`, as for
+        :func:`htmp_infer.fit`); its ``seed`` also seeds the evidence mode search.
+        With the default ``method="grid"`` the draws come independently from the
+        evidence grid (no extra likelihood evaluations;
+        :mod:`htmp_infer.inference.grid`); ``"nuts"`` runs NUTS.
+    progress : bool
+        Show a progress bar while sampling (NUTS).
+    **overrides
+        Fields of :class:`~htmp_infer.inference.options.SamplerOptions`
+        (``seed=0, draws=1000``, ...), which replace those of ``options``.
 
     Returns
     -------
@@ -137,17 +139,11 @@ def compare(
         When ``spectrum`` is not a :class:`Spectrum` (an array, say).
     ArgumentError
         An unknown, repeated or missing model name, or a run argument out of
-        range (:func:`htmp_infer.inference.fit.check_run_args`), before any work.
+        range (:class:`~htmp_infer.inference.options.SamplerOptions`), before any
+        work.
     """
     spectrum = as_spectrum(spectrum, "compare")
-    check_run_args(
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        seed=seed,
-        ppc_draws=ppc_draws,
-        method=method,
-    )
+    opts = resolve_options(options, overrides)
     models = _model_list(DEFAULT_MODELS if models is None else models, "models")
     fit_models = _model_list(fit_models, "fit_models", empty=True)
     rows = []
@@ -155,7 +151,7 @@ def compare(
     for m in models:
         t0 = time.perf_counter()
         try:
-            ev, grid = evidence_and_grid(spectrum, m, seed=seed)
+            ev, grid = evidence_and_grid(spectrum, m, seed=opts.seed)
         except HTMPError as e:
             if len(models) == 1:
                 raise
@@ -169,22 +165,11 @@ def compare(
     if all(r["log_evidence"] == -math.inf for r in rows):
         raise HTMPError("no model's evidence could be computed for this spectrum")
     table = pd.DataFrame(rows).set_index("model")
-    table.insert(2, "weight", softmax(table["log_evidence"].to_numpy()))
+    table.insert(2, "weight", weights_of(table["log_evidence"].to_numpy()))
     table = table.sort_values("weight", ascending=False)
     fits: dict[str, xr.DataTree] = {}
     for m in dict.fromkeys(["htmp", *fit_models]):
-        fits[m] = fit(
-            spectrum,
-            m,
-            chains=chains,
-            draws=draws,
-            warmup=warmup,
-            seed=seed,
-            progress=progress,
-            ppc_draws=ppc_draws,
-            method=method,
-            grid=grids.get(m),
-        )
+        fits[m] = fit(spectrum, m, options=opts, progress=progress, grid=grids.get(m))
     return Comparison(
         table,
         phase_posterior(fits["htmp"]),
@@ -213,6 +198,12 @@ def _model_list(names: object, what: str, *, empty: bool = False) -> list[str]:
     return out
 
 
-def weights_of(log_evidences: Sequence[float]) -> np.ndarray:
-    """Posterior model probabilities from log evidences (equal prior weights)."""
+def weights_of(log_evidences: Sequence[float] | np.ndarray) -> np.ndarray:
+    r"""Posterior model probabilities from log evidences (equal prior weights).
+
+    :math:`w_j = e^{\log Z_j - \max_i \log Z_i} / \sum_k e^{\log Z_k - \max_i
+    \log Z_i}`: the one place model weights are computed (:func:`compare`, the
+    confusion matrix of :mod:`htmp_infer.validation.calibration`). A model whose
+    evidence is ``-inf`` (it could not be computed) gets weight 0.
+    """
     return np.asarray(softmax(np.asarray(log_evidences, dtype=np.float64)))

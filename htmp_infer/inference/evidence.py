@@ -57,7 +57,12 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp, ndtr
 
-from htmp_infer.errors import CensoredSpikesWarning, EvidenceWarning, HTMPError
+from htmp_infer.errors import (
+    ArgumentError,
+    CensoredSpikesWarning,
+    EvidenceWarning,
+    HTMPError,
+)
 from htmp_infer.inference._grid_rule import (
     BORDER_DROP,
     RADIUS,
@@ -67,21 +72,17 @@ from htmp_infer.inference._grid_rule import (
     evaluate,
     grid_log_integral,
 )
-from htmp_infer.inference._programs import (
-    _mode,
-    _polish,
-    _potential_fns,
-    site_values,
-)
+from htmp_infer.inference._programs import ExactSum, _mode, _polish, _potential_fns
 from htmp_infer.inference.registry import load_model
-from htmp_infer.mechanisms.protocol import ExactModel
-from htmp_infer.mechanisms.spikes import (
-    CAP_MASS,
-    cap_for,
-    cap_mass,
-    default_max_spikes,
-    spike_limit,
+from htmp_infer.inference.spike_caps import (
+    PROFILE_DRAWS,
+    choose_cap,
+    is_adaptive,
+    spike_cap,
+    spike_profile,
 )
+from htmp_infer.mechanisms.protocol import ExactModel
+from htmp_infer.mechanisms.spikes import CAP_MASS, adapt_cap, cap_mass, spike_limit
 from htmp_infer.spectrum import Spectrum
 
 __all__ = [
@@ -99,9 +100,6 @@ _IS_DRAWS = 20000
 _MIN_IS_ESS = 10.0  # importance samples with fewer effective draws have no error
 _MAX_COARSE = 2e5
 _MAX_ERROR = 0.1  # nats; a larger quadrature error is reported by EvidenceWarning
-#: Posterior draws on which the mass above the spike cap is measured. It is a mean
-#: of conditional probabilities (each in [0, 1]), so 32 draws resolve the 5% level.
-PROFILE_DRAWS = 32
 
 
 class Evidence(NamedTuple):
@@ -244,9 +242,9 @@ def evidence_and_grid(
     The spike cap :math:`K` (:mod:`htmp_infer.mechanisms.spikes`) is chosen first
     (:func:`spike_cap`); after the grid, the posterior mass above it is measured
     on 32 grid draws and the cap raised and the grid rebuilt while it exceeds
-    :data:`~htmp_infer.mechanisms.spikes.CAP_MASS`. A cap that binds at the prior's
-    limit
-    gets a :class:`~htmp_infer.errors.CensoredSpikesWarning`.
+    :data:`~htmp_infer.mechanisms.spikes.CAP_MASS`
+    (:func:`~htmp_infer.mechanisms.spikes.adapt_cap`). A cap that binds at the
+    prior's limit gets a :class:`~htmp_infer.errors.CensoredSpikesWarning`.
 
     Returns
     -------
@@ -254,22 +252,26 @@ def evidence_and_grid(
     grid : GridPosterior or None
         ``None`` for a model without continuous parameters (``mp``).
     """
-    cap, mode = _choose_cap(spectrum, model, seed, starts)
-    limit = spike_limit(spectrum.n) if _adaptive(model) else cap
-    while True:
-        spectrum = spectrum.with_max_spikes(cap)
-        ev, grid = _evidence_at_cap(spectrum, model, seed, starts, mode)
+    first, mode = choose_cap(spectrum, model, seed, starts)
+    limit = spike_limit(spectrum.n) if is_adaptive(model) else first
+    ev, grid = Evidence(model, math.nan, math.nan, 0, "", 0), None
+
+    def at(cap: int) -> np.ndarray | None:
+        nonlocal ev, grid
+        capped = spectrum.with_max_spikes(cap)
+        ev, grid = _evidence_at_cap(
+            capped, model, seed, starts, mode if cap == first else None
+        )
         if grid is None:  # mp: the exact sum, to the limit
-            break
-        profile = spike_profile(spectrum, model, grid.draw(_rng(seed), PROFILE_DRAWS))
+            return None
+        profile = spike_profile(capped, model, grid.draw(_rng(seed), PROFILE_DRAWS))
         # below the limit: the mass the cap drops; at it: the mass on the limit
         mass = profile[cap] if cap >= limit else profile[cap + 1 :].sum()
         ev = ev._replace(cap_mass=float(mass))
         grid = grid._replace(evidence=ev)
-        needed = cap_for(profile, cap, spectrum.n)
-        if cap >= limit or needed == cap:
-            break
-        cap, mode = needed, None
+        return profile
+
+    cap = adapt_cap(at, first, spectrum.n, limit)
     if ev.spike_cap >= limit and ev.cap_mass > CAP_MASS:
         warnings.warn(
             CensoredSpikesWarning(
@@ -281,62 +283,8 @@ def evidence_and_grid(
     return ev, grid
 
 
-def spike_cap(spectrum: Spectrum, model: str, *, seed: int = 0, starts: int = 1) -> int:
-    r"""The spike cap :math:`K` for a model and spectrum, chosen at the mode.
-
-    Starting from ``spectrum.max_spikes`` (default
-    :func:`~htmp_infer.mechanisms.spikes.default_max_spikes`): find the mode at cap
-    :math:`K`, compute :math:`p(k\mid\hat\theta, \lambda)` for every
-    :math:`k \le L` there, and while more than
-    :data:`~htmp_infer.mechanisms.spikes.CAP_MASS`
-    of it lies above :math:`K`, raise :math:`K` to the first cap of the
-    :func:`~htmp_infer.mechanisms.spikes.next_cap` sequence that holds all but that
-    much and
-    start again. Models with ``SPIKES_ADAPTIVE = False`` keep the first cap;
-    ``mp`` (no parameter) is summed to :math:`L`, exactly.
-    """
-    return _choose_cap(spectrum, model, seed, starts)[0]
-
-
-def _choose_cap(
-    spectrum: Spectrum, model: str, seed: int, starts: int
-) -> tuple[int, np.ndarray | None]:
-    """:func:`spike_cap`, and the mode at that cap when it was computed."""
-    n = spectrum.n
-    cap = default_max_spikes(n) if spectrum.max_spikes is None else spectrum.max_spikes
-    limit = spike_limit(n)
-    module = load_model(model)
-    if module.EXACT_POSTERIOR:
-        return limit, None  # no parameter: the exact sum to the limit costs nothing
-    if not module.SPIKES_ADAPTIVE:
-        return cap, None
-    mode = None
-    while cap < limit:
-        capped = spectrum.with_max_spikes(cap)
-        names, value_grad, batch, _ = _potential_fns(model, capped)
-        assert value_grad is not None and batch is not None
-        mode = _mode(value_grad, batch, len(names), seed, starts)
-        needed = cap_for(spike_profile(capped, model, mode[None, :]), cap, n)
-        if needed == cap:
-            return cap, mode
-        cap, mode = needed, None
-    return cap, mode
-
-
-def _adaptive(model: str) -> bool:
-    return load_model(model).SPIKES_ADAPTIVE
-
-
 def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, 0x5B1CE])
-
-
-def spike_profile(spectrum: Spectrum, model: str, points: np.ndarray) -> np.ndarray:
-    r"""Mean over ``points`` of :math:`p(k\mid\theta,\lambda)`, :math:`k = 0..L`."""
-    full = spectrum.with_max_spikes(spike_limit(spectrum.n))
-    logits = site_values(full, model, points, PROFILE_DRAWS)[0]["spike_logits"]
-    z = np.exp(logits - np.max(logits, axis=-1, keepdims=True))
-    return np.asarray(np.mean(z / z.sum(axis=-1, keepdims=True), axis=0))
 
 
 def _evidence_at_cap(
@@ -351,13 +299,13 @@ def _evidence_at_cap(
     ``mode``: the posterior mode at this cap, when :func:`spike_cap` found it.
     """
     cap = int(spectrum.max_spikes or 0)
-    names, value_grad, batch, exact = _potential_fns(model, spectrum)
-    d = len(names)
-    if d == 0:
-        assert exact is not None
+    fns = _potential_fns(model, spectrum)
+    if isinstance(fns, ExactSum):
         mass = cap_mass(cast(ExactModel, load_model(model)).exact_logits(spectrum))
-        return Evidence(model, exact, 0.0, 0, "exact sum", 1, cap, mass), None
-    assert value_grad is not None and batch is not None
+        ev = Evidence(model, fns.log_evidence, 0.0, 0, "exact sum", 1, cap, mass)
+        return ev, None
+    names, value_grad, batch = fns
+    d = len(names)
     if mode is None:
         mode = _mode(value_grad, batch, d, seed, starts)
     if d > 3:  # no model has d > 3 today
@@ -369,7 +317,10 @@ def _evidence_at_cap(
             # the mode search stopped short (e.g. against a prior's hard edge):
             # polish from the best node the grid found and integrate again, once
             mode = _polish(value_grad, [e.node])
-            ev, grid = _grid_evidence(model, value_grad, batch, mode, seed)
+            try:
+                ev, grid = _grid_evidence(model, value_grad, batch, mode, seed)
+            except HigherNode as again:
+                raise HTMPError(f"{model!r}: {again}") from None
     if not _finite(ev):
         raise HTMPError(
             f"evidence of {model!r}: no finite value ({ev.method}); the posterior "
@@ -453,7 +404,7 @@ def posterior_grid(spectrum: Spectrum, model: str, *, seed: int = 0) -> GridPost
     """
     grid = evidence_and_grid(spectrum, model, seed=seed)[1]
     if grid is None:
-        raise HTMPError(f"model {model!r}: no continuous parameter")
+        raise ArgumentError(f"model {model!r}: no continuous parameter")
     return grid
 
 

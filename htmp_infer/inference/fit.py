@@ -1,96 +1,31 @@
-"""Fit a model to one spectrum with NUTS and return an ArviZ DataTree."""
+"""Fit a model to one spectrum (grid draws or NUTS) and return an ArviZ DataTree."""
 
 from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Literal, cast
+from typing import Any, Unpack, cast
 
 import jax
 import numpy as np
 import xarray as xr
 from scipy.special import logsumexp
 
-from htmp_infer.ensembles.sampling import check_seed
 from htmp_infer.errors import ArgumentError, SpectrumTypeError
 from htmp_infer.inference._programs import latent_names
 from htmp_infer.inference.diagnostics import check_convergence
-from htmp_infer.inference.evidence import (
-    PROFILE_DRAWS,
-    GridPosterior,
-    evidence_and_grid,
-    spike_profile,
-)
+from htmp_infer.inference.evidence import GridPosterior, evidence_and_grid
 from htmp_infer.inference.grid import grid_diagnostics, grid_draws_tree
 from htmp_infer.inference.nuts import run_nuts, to_datatree
+from htmp_infer.inference.options import SamplerArgs, SamplerOptions, resolve_options
 from htmp_infer.inference.predictive import posterior_predictive
 from htmp_infer.inference.registry import available_models, load_model
+from htmp_infer.inference.spike_caps import PROFILE_DRAWS, spike_profile
 from htmp_infer.mechanisms.protocol import ExactModel, MechanismModel
-from htmp_infer.mechanisms.spikes import cap_for, default_max_spikes, spike_limit
+from htmp_infer.mechanisms.spikes import adapt_cap, default_max_spikes, spike_limit
 from htmp_infer.spectrum import Spectrum
 
-__all__ = [
-    "MAX_CHAINS",
-    "MAX_ITERATIONS",
-    "MAX_PPC_DRAWS",
-    "as_spectrum",
-    "check_model",
-    "check_run_args",
-    "fit",
-]
-
-#: Bounds of a run. Every iteration of every chain keeps its position and four
-#: NUTS statistics in memory until the end (float64): 10**7 iterations are about
-#: half a GiB; each replicated spectrum costs an O(N^2) eigenproblem and N floats.
-MAX_CHAINS = 1024
-MAX_ITERATIONS = 10_000_000
-MAX_PPC_DRAWS = 10_000
-
-
-def _count(value: object, what: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ArgumentError(f"{what} must be an integer, got {type(value).__name__}")
-    if value < low:
-        raise ArgumentError(f"{what} must be >= {low}, got {value}")
-    return int(value)
-
-
-def check_run_args(
-    *,
-    chains: object,
-    draws: object,
-    warmup: object,
-    seed: object,
-    ppc_draws: object,
-    method: object,
-) -> None:
-    """Range-check the arguments of :func:`fit` and :func:`~htmp_infer.compare`.
-
-    Raises
-    ------
-    ArgumentError
-        Naming the first argument that is not an integer in its range (bounds:
-        :data:`MAX_CHAINS`, :data:`MAX_ITERATIONS` for ``chains * (warmup +
-        draws)``, :data:`MAX_PPC_DRAWS`, seeds in ``[0, 2**32)``) or a method
-        other than ``"nuts"`` and ``"grid"``.
-    """
-    n_chains = _count(chains, "chains", 1)
-    n_draws = _count(draws, "draws", 1)
-    n_warmup = _count(warmup, "warmup", 0)
-    n_ppc = _count(ppc_draws, "ppc_draws", 0)
-    if n_chains > MAX_CHAINS:
-        raise ArgumentError(f"chains must be <= {MAX_CHAINS}, got {n_chains}")
-    total = n_chains * (n_warmup + n_draws)
-    if total > MAX_ITERATIONS:
-        raise ArgumentError(
-            f"chains x (warmup + draws) = {total} iterations, at most "
-            f"{MAX_ITERATIONS} (every one is kept in memory)"
-        )
-    if n_ppc > MAX_PPC_DRAWS:
-        raise ArgumentError(f"ppc_draws must be <= {MAX_PPC_DRAWS}, got {n_ppc}")
-    check_seed(seed)
-    if not isinstance(method, str) or method not in ("nuts", "grid"):
-        raise ArgumentError(f"method must be 'nuts' or 'grid', got {method!r}")
+__all__ = ["as_spectrum", "check_model", "fit"]
 
 
 def check_model(model: object, what: str = "model") -> str:
@@ -122,14 +57,10 @@ def fit(
     spectrum: Spectrum,
     model: str = "htmp",
     *,
-    chains: int = 4,
-    draws: int = 1000,
-    warmup: int = 1000,
-    seed: int = 0,
+    options: SamplerOptions | None = None,
     progress: bool = True,
-    ppc_draws: int = 40,
-    method: Literal["nuts", "grid"] = "nuts",
     grid: GridPosterior | None = None,
+    **overrides: Unpack[SamplerArgs],
 ) -> xr.DataTree:
     """Sample the posterior of a model given one spectrum.
 
@@ -139,46 +70,47 @@ def fit(
         The eigenvalues and matrix shape.
     model : str, default "htmp"
         A name from ``models.REGISTRY``.
-    chains, draws, warmup : int
-        NUTS chains and iterations per chain after and before adaptation.
-    seed : int
-        Seed of every random number in the fit (NUTS, collapsed parameters,
-        posterior predictive). Same seed, same numbers.
+    options : SamplerOptions, optional
+        How to draw the posterior
+        (:class:`~htmp_infer.inference.options.SamplerOptions`): ``method``
+        (default ``"grid"``: independent draws from the evidence quadrature grid,
+        :mod:`htmp_infer.inference.grid`, no MCMC; or ``"nuts"``), ``chains``,
+        ``draws``, ``warmup`` (NUTS only), ``seed`` (of every random number in
+        the fit: same seed, same numbers) and ``ppc_draws``.
     progress : bool
         Show a progress bar while sampling.
-    ppc_draws : int, default 40
-        Number of exact replicated spectra in ``posterior_predictive`` (0 to skip);
-        each costs one :math:`O(N^2)` tridiagonal eigenproblem.
-    method : {"nuts", "grid"}, default "nuts"
-        ``"grid"`` draws independently from the evidence quadrature grid
-        (:mod:`htmp_infer.inference.grid`; no MCMC, ``warmup`` unused, ``sample_stats``
-        absent, diagnostics replaced by the quadrature error).
     grid : GridPosterior, optional
         With ``method="grid"``, a grid already computed for this spectrum.
+    **overrides
+        Fields of :class:`~htmp_infer.inference.options.SamplerOptions`
+        (``chains=4, draws=1000, seed=0``, ...), which replace those of
+        ``options``.
 
     Returns
     -------
     xarray.DataTree
         Groups ``posterior`` (``kappa`` and the model's other parameters),
-        ``sample_stats``, ``log_likelihood`` (one joint term per spectrum),
+        ``sample_stats`` (NUTS only), ``log_likelihood`` (one joint term per spectrum),
         ``observed_data`` (``eigenvalues``), ``constant_data`` (``n``, ``n_cols``,
         ``gamma``, ``n_zero``) and ``posterior_predictive`` (replicated
         ``eigenvalues`` for a thinned set of draws). Attributes record the model,
-        seed, timings and the convergence diagnostics.
+        seed, timings and the convergence diagnostics (for grid draws, the
+        quadrature error).
 
     Raises
     ------
     SpectrumTypeError
         When ``spectrum`` is not a :class:`Spectrum` (an array, say).
     ArgumentError
-        An argument out of range (:func:`check_run_args`) or an unknown model,
-        before any work.
+        An argument out of range
+        (:class:`~htmp_infer.inference.options.SamplerOptions`) or an unknown
+        model, before any work.
 
     Warns
     -----
     ConvergenceWarning
-        When r-hat > 1.01, the ESS is low or a transition diverged (also recorded
-        in the attributes).
+        NUTS only: when r-hat > 1.01, the ESS is low or a transition diverged
+        (also recorded in the attributes).
 
     Notes
     -----
@@ -187,16 +119,8 @@ def fit(
     statistics, :math:`O(N)` per evaluation.
     """
     spectrum = as_spectrum(spectrum, "fit")
-    check_run_args(
-        chains=chains,
-        draws=draws,
-        warmup=warmup,
-        seed=seed,
-        ppc_draws=ppc_draws,
-        method=method,
-    )
-    chains, draws, warmup = int(chains), int(draws), int(warmup)
-    seed, ppc_draws = int(seed), int(ppc_draws)
+    opts = resolve_options(options, overrides)
+    method, chains, draws, warmup = opts.method, opts.chains, opts.draws, opts.warmup
     if grid is not None and not isinstance(grid, GridPosterior):
         raise ArgumentError(f"grid must be a GridPosterior, got {type(grid).__name__}")
     module = load_model(check_model(model))
@@ -210,7 +134,7 @@ def fit(
     t0 = time.perf_counter()
     _ = spectrum.stats  # the O(N^2) precomputation, once per spectrum
     t_stats = time.perf_counter() - t0
-    key_mcmc, key_rest = jax.random.split(jax.random.key(seed))
+    key_mcmc, key_rest = jax.random.split(jax.random.key(opts.seed))
     t0 = time.perf_counter()
     diag = None
     if exact:
@@ -238,9 +162,9 @@ def fit(
         dt,
         spectrum,
         model,
-        seed,
+        opts.seed,
         key_rest,
-        ppc_draws,
+        opts.ppc_draws,
         (chains, draws, warmup),
         (t_stats, t_sample),
         diag=diag,
@@ -258,47 +182,50 @@ def _nuts_fit(
     """NUTS at the spike cap of ``spectrum``, raised and rerun while it binds.
 
     After each run, :math:`p(k\\mid\\theta,\\lambda)` for every :math:`k \\le L` is
-    averaged over 32 draws (:func:`~htmp_infer.inference.evidence.spike_profile`);
-    while more than :data:`~htmp_infer.mechanisms.spikes.CAP_MASS` of it lies above the
-    cap,
-    the cap is raised (:func:`~htmp_infer.mechanisms.spikes.cap_for`) and NUTS rerun.
+    averaged over 32 draws (:func:`~htmp_infer.inference.spike_caps.spike_profile`);
+    while more than :data:`~htmp_infer.mechanisms.spikes.CAP_MASS` of it lies above
+    the cap, the cap is raised and NUTS rerun
+    (:func:`~htmp_infer.mechanisms.spikes.adapt_cap`).
     """
     chains, draws, warmup = lengths
     n = spectrum.n
-    cap = default_max_spikes(n) if spectrum.max_spikes is None else spectrum.max_spikes
-    adaptive = module.SPIKES_ADAPTIVE
-    while True:
-        spectrum = spectrum.with_max_spikes(cap)
-        static = module.static_kwargs(spectrum)
+    first = (
+        default_max_spikes(n) if spectrum.max_spikes is None else spectrum.max_spikes
+    )
+    last: dict[int, tuple[xr.DataTree, Spectrum]] = {}  # the last run only
+
+    def at(cap: int) -> np.ndarray | None:
+        capped = spectrum.with_max_spikes(cap)
+        static = module.static_kwargs(capped)
         run = run_nuts(
             functools.partial(module.model, **static),
-            module.data_kwargs(spectrum),
+            module.data_kwargs(capped),
             cache_key=(model, tuple(sorted(static.items()))),
             key=key,
             chains=chains,
             warmup=warmup,
             draws=draws,
             progress=progress,
-            label=f"{model} on {spectrum.name}",
+            label=f"{model} on {capped.name}",
         )
         dt = to_datatree(
             run,
             log_likelihood=True,
-            constant_data=_constant_data(spectrum),
+            constant_data=_constant_data(capped),
             coords={"eig": np.arange(n)},
             dims={"eigenvalues": ["eig"]},
         )
-        if not adaptive or cap >= spike_limit(n):
-            return dt, spectrum
+        last.clear()
+        last[cap] = dt, capped
+        if not module.SPIKES_ADAPTIVE or cap >= spike_limit(n):
+            return None
         post = dt["posterior"].dataset
-        names = latent_names(model, spectrum)
+        names = latent_names(model, capped)
         flat = np.stack([post[v].values.ravel() for v in names], axis=1)
         step = max(1, len(flat) // PROFILE_DRAWS)
-        profile = spike_profile(spectrum, model, flat[::step][:PROFILE_DRAWS])
-        needed = cap_for(profile, cap, n)
-        if needed == cap:
-            return dt, spectrum
-        cap = needed
+        return spike_profile(capped, model, flat[::step][:PROFILE_DRAWS])
+
+    return last[adapt_cap(at, first, n)]
 
 
 def _constant_data(spectrum: Spectrum) -> dict[str, np.ndarray]:

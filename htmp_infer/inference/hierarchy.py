@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from htmp_infer.errors import HTMPError
+from htmp_infer.errors import ArgumentError
 from htmp_infer.inference.diagnostics import check_convergence
-from htmp_infer.inference.evidence import spike_cap
 from htmp_infer.inference.nuts import run_nuts, to_datatree
+from htmp_infer.inference.spike_caps import spike_cap
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["LayerGroupFit", "fit_layers"]
@@ -101,7 +101,7 @@ def fit_layers(
 
     Raises
     ------
-    HTMPError
+    ArgumentError
         Fewer than two layers, lengths that differ, or bad run settings.
 
     Warns
@@ -121,9 +121,9 @@ def fit_layers(
     depth, excludes zero.
 
     Each layer's spike cap is the one its own ``htmp`` fit would choose
-    (:func:`~htmp_infer.inference.evidence.spike_cap`), raised to the largest among the
-    layers of the same :math:`N` so that they share one compiled likelihood; a
-    spectrum that already carries ``max_spikes`` keeps it.
+    (:func:`~htmp_infer.inference.spike_caps.spike_cap`), raised to the largest
+    among the layers of the same :math:`N` so that they share one compiled
+    likelihood; a spectrum that already carries ``max_spikes`` keeps it.
     """
     _check(spectra, kinds, depths, chains, draws, warmup, layer_df)
     spectra = _with_spike_caps(spectra)
@@ -220,21 +220,21 @@ def _check(
     warmup: int,
     layer_df: float | None,
 ) -> None:
-    """Raise :class:`HTMPError` with a one-line message for unusable input."""
+    """Raise :class:`ArgumentError` with a one-line message for unusable input."""
     if len(spectra) < 2:
-        raise HTMPError(f"fit_layers needs at least 2 layers, got {len(spectra)}")
+        raise ArgumentError(f"fit_layers needs at least 2 layers, got {len(spectra)}")
     if not len(kinds) == len(depths) == len(spectra):
-        raise HTMPError(
+        raise ArgumentError(
             f"one kind and one depth per layer: got {len(spectra)} spectra, "
             f"{len(kinds)} kinds and {len(depths)} depths"
         )
     if chains < 1 or draws < 1 or warmup < 0:
-        raise HTMPError(
+        raise ArgumentError(
             f"chains and draws must be >= 1 and warmup >= 0, got {chains}, {draws}, "
             f"{warmup}"
         )
     if layer_df is not None and not layer_df > 0:
-        raise HTMPError(f"layer_df must be > 0 or None, got {layer_df}")
+        raise ArgumentError(f"layer_df must be > 0 or None, got {layer_df}")
 
 
 def _layer_names(spectra: Sequence[Spectrum]) -> list[str]:

@@ -34,8 +34,9 @@ The sum over :math:`k` is computed up to a *cap* :math:`K \le L` (the terms abov
 it are dropped, a truncation of the prior, never of the data). The cap starts at
 :func:`default_max_spikes` and is raised (:func:`cap_for`) while the posterior,
 evaluated for every :math:`k \le L`, puts more than :data:`CAP_MASS` above it
-(:func:`htmp_infer.inference.evidence.evidence_and_grid`), so a spectrum with tens of
-outliers gets tens of spikes. Looking at every :math:`k`, not only at
+(:func:`adapt_cap`: one loop, run by the mode search, the evidence grid and NUTS
+alike; :func:`htmp_infer.inference.evidence.evidence_and_grid`), so a spectrum
+with tens of outliers gets tens of spikes. Looking at every :math:`k`, not only at
 :math:`k = K`, also catches a spike-count profile that dips below the cap and
 rises again above it. A cap that still binds at :math:`L` is reported.
 
@@ -48,6 +49,7 @@ evaluation stays :math:`O(K)` for the Laguerre models.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -57,6 +59,7 @@ from jax.scipy.special import logsumexp
 from numpy.typing import NDArray
 from scipy.special import gammaln
 
+from htmp_infer.errors import ArgumentError
 from htmp_infer.spectrum import Spectrum
 
 ArrayLikeF = NDArray[np.float64] | Array
@@ -66,6 +69,7 @@ __all__ = [
     "NU_RATE",
     "NU_SHAPE",
     "SpikeTable",
+    "adapt_cap",
     "add_spikes",
     "cap_for",
     "cap_mass",
@@ -154,6 +158,38 @@ def cap_for(profile: NDArray[np.float64], cap: int, n: int) -> int:
     return cap
 
 
+def adapt_cap(
+    run: Callable[[int], NDArray[np.float64] | None],
+    cap: int,
+    n: int,
+    limit: int | None = None,
+) -> int:
+    """Run at a spike cap, and raise the cap while the posterior presses against it.
+
+    ``run(cap)`` does the work at one cap (a mode search, an evidence grid, a
+    NUTS run) and returns the posterior profile :math:`p(k)`, :math:`k = 0..L`,
+    it measured there, or ``None`` when there is nothing to measure (the work
+    is final). While ``cap`` is below ``limit`` (default :func:`spike_limit`; a
+    model with a fixed cap passes its cap) and the profile leaves more than
+    :data:`CAP_MASS` above it, the cap is raised to :func:`cap_for` and ``run``
+    called again.
+
+    Returns
+    -------
+    int
+        The last cap ``run`` was called with.
+    """
+    limit = spike_limit(n) if limit is None else int(limit)
+    while True:
+        profile = run(cap)
+        if profile is None or cap >= limit:
+            return cap
+        needed = cap_for(profile, cap, n)
+        if needed == cap:
+            return cap
+        cap = needed
+
+
 def cap_mass(logits: ArrayLikeF) -> float:
     """Mean posterior probability of the largest spike count (last axis)."""
     z = np.asarray(logits, dtype=np.float64)
@@ -199,7 +235,7 @@ def spike_table(
     k_max = default_max_spikes(n) if max_spikes is None else int(max_spikes)
     limit = spike_limit(n) if limit is None else max(int(limit), k_max)
     if k_max < 0 or k_max > n - 2:
-        raise ValueError(f"max_spikes must be in [0, {n - 2}], got {k_max}")
+        raise ArgumentError(f"max_spikes must be in [0, {n - 2}], got {k_max}")
     ks = np.arange(k_max + 1)
     # Row sums r_i = sum_{j<i} log|l_i - l_j| for the K largest values.
     top = lam[n - k_max :] if k_max else lam[:0]

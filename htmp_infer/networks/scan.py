@@ -41,13 +41,14 @@ resumes it (:mod:`htmp_infer.networks.state`, :mod:`htmp_infer.networks.signals`
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
 import signal
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,8 +59,10 @@ from tqdm.auto import tqdm
 
 from htmp_infer.errors import ArgumentError, HTMPError
 from htmp_infer.inference.comparison import DEFAULT_MODELS, compare
+from htmp_infer.inference.options import SamplerOptions
 from htmp_infer.inference.predictive import ppc_pvalue
 from htmp_infer.io import reading
+from htmp_infer.limit import kappa_to_delta
 from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle, is_bundle
 from htmp_infer.networks.eigen import compute_bundle
 from htmp_infer.networks.pool import run_layers
@@ -109,25 +112,36 @@ class ScanArgumentError(ArgumentError):
 
 
 @dataclass(frozen=True)
-class ScanOptions:
-    """What every layer's analysis depends on (hashed for resuming)."""
+class ScanOptions(SamplerOptions):
+    """What every layer's analysis depends on (hashed for resuming).
 
-    models: tuple[str, ...] = DEFAULT_MODELS
-    chains: int = 4
+    The :class:`~htmp_infer.inference.options.SamplerOptions` of every layer's
+    comparison (checked the same way, with shorter runs by default: ``draws``
+    and ``warmup`` 500), and the ``models`` compared (``htmp`` among them).
+
+    Raises
+    ------
+    ScanArgumentError
+        A field out of range, or a model list without ``htmp``, with an unknown
+        model or a model twice.
+    """
+
     draws: int = 500
     warmup: int = 500
-    seed: int = 0
-    ppc_draws: int = 40
-    method: Literal["grid", "nuts"] = "grid"
+    models: tuple[str, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
         from htmp_infer.inference.registry import available_models
 
-        if self.method not in ("grid", "nuts"):
-            raise ScanArgumentError(
-                f"method must be 'grid' or 'nuts', got {self.method!r}"
-            )
+        try:
+            super().__post_init__()
+        except ArgumentError as exc:
+            raise ScanArgumentError(str(exc)) from None
         known = available_models()
+        if isinstance(self.models, str) or not isinstance(self.models, Sequence):
+            raise ScanArgumentError(
+                f"models must be a sequence of model names, got {self.models!r}"
+            )
         models = list(self.models)
         if "htmp" not in models or any(m not in known for m in models):
             raise ScanArgumentError(
@@ -136,19 +150,12 @@ class ScanOptions:
             )
         if len(set(models)) != len(models):
             raise ScanArgumentError(f"models lists a model twice: {','.join(models)}")
-        least = {"chains": 1, "draws": 1, "warmup": 0, "ppc_draws": 0, "seed": 0}
-        for name, low in least.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ScanArgumentError(
-                    f"{name} must be an integer >= {low}, got {value!r}"
-                )
-        if self.seed >= 2**32:
-            raise ScanArgumentError(f"seed must be below 2**32, got {self.seed}")
+        object.__setattr__(self, "models", tuple(models))
 
     def key(self) -> str:
         """A short hash of the options: results computed with others are redone."""
-        text = json.dumps({**asdict(self), "v": RESULTS_VERSION}, sort_keys=True)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        text = json.dumps({**fields, "v": RESULTS_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -172,22 +179,11 @@ def scan_layer(
     """
     t0 = time.perf_counter()
     spectrum = layer.spectrum()
-    result = compare(
-        spectrum,
-        list(options.models),
-        seed=options.seed,
-        chains=options.chains,
-        draws=options.draws,
-        warmup=options.warmup,
-        progress=False,
-        ppc_draws=options.ppc_draws,
-        method=options.method,
-    )
+    result = compare(spectrum, list(options.models), options=options, progress=False)
     fit = result.fits["htmp"]
     post = fit["posterior"].dataset
     kappa = post["kappa"].values.ravel()
-    delta = kappa * (1.0 - spectrum.gamma) / (2.0 * spectrum.gamma)
-    alpha = 1.0 + delta  # HT-SR density exponent of the inverse law, phases.py
+    alpha = 1.0 + kappa_to_delta(kappa, spectrum.gamma)  # HT-SR exponent, phases.py
     spikes = post["n_spikes"].values.ravel()
     phase = str(result.phases.idxmax().item())
     try:
@@ -270,7 +266,8 @@ def scan(
         Where to write (module docstring). Without it nothing is written and
         nothing is resumed.
     options : ScanOptions, optional
-        Models, NUTS lengths, seed, replicates.
+        Models, and how each layer's posteriors are drawn (method, lengths,
+        seed, replicates).
     include, exclude, kinds, conv, split_qkv, min_dim
         Layer selection (:func:`htmp_infer.networks.layers.select_matrices`); for a
         bundle,

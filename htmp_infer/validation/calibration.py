@@ -32,11 +32,13 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from htmp_infer.errors import (
+    ArgumentError,
     CensoredSpikesWarning,
     EvidenceWarning,
     HTMPError,
     SpectrumError,
 )
+from htmp_infer.inference.comparison import weights_of
 from htmp_infer.inference.evidence import log_evidence, posterior_grid
 from htmp_infer.inference.registry import load_model
 from htmp_infer.mechanisms.protocol import ScaledModel
@@ -231,7 +233,7 @@ def confusion_matrix(
     rows = models if truths is None else tuple(truths)
     unknown = [t for t in rows if t not in models]
     if unknown:
-        raise ValueError(f"true models {unknown} are not among the candidates")
+        raise ArgumentError(f"true models {unknown} are not among the candidates")
     weights = np.zeros((len(rows), len(models)))
     hits = np.zeros(len(rows))
     records: list[dict[str, float | str]] = []
@@ -242,8 +244,7 @@ def confusion_matrix(
         for r in range(replicates):
             params, spec, _ = simulate_from_prior(truth, rng, n, gamma)
             logz = np.array([_log_evidence_or_minus_inf(spec, o) for o in models])
-            w = np.exp(logz - logz.max())
-            w /= w.sum()
+            w = weights_of(logz)
             weights[i] += w / replicates
             hits[i] += float(w[own] > 0.5) / replicates
             rec: dict[str, float | str] = {"truth": truth, "replicate": r}

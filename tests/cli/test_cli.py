@@ -45,6 +45,8 @@ def test_simulate_fit_summary_round_trip(tmp_path, capsys):
             str(png),
             "--ppc-draws",
             "8",
+            "--method",
+            "nuts",
             *FAST,
         ]
     )

@@ -88,7 +88,7 @@ def test_temperature_grid_agrees_with_importance_sampling(spectrum: Spectrum) ->
     from htmp_infer.inference import evidence
 
     ev = log_evidence(spectrum, "temperature")
-    names, value_grad, batch, _ = evidence._potential_fns("temperature", spectrum)
+    names, value_grad, batch = evidence._potential_fns("temperature", spectrum)
     mode = evidence._mode(value_grad, batch, len(names), 0, 2)
     chol = evidence._whitening(value_grad, mode)
     is_ev, _ = evidence._importance("temperature", batch, mode, chol, seed=1)
@@ -230,7 +230,15 @@ def test_grid_fit_agrees_with_nuts(spectrum: Spectrum) -> None:
     from htmp_infer import fit
 
     grid_dt = fit(spectrum, "htmp", method="grid", draws=500, ppc_draws=0)
-    nuts_dt = fit(spectrum, "htmp", draws=500, warmup=500, progress=False, ppc_draws=0)
+    nuts_dt = fit(
+        spectrum,
+        "htmp",
+        method="nuts",
+        draws=500,
+        warmup=500,
+        progress=False,
+        ppc_draws=0,
+    )
     g = grid_dt["posterior"].dataset["log_kappa"].values.ravel()
     m = nuts_dt["posterior"].dataset["log_kappa"].values.ravel()
     sd = np.std(m)

@@ -6,7 +6,7 @@ from htmp_infer.ensembles.distributions import ScaleFreeHTMP
 from htmp_infer.ensembles.sampling import sample_htmp
 from htmp_infer.mechanisms.spikes import spike_table
 
-KW = {"chains": 2, "draws": 500, "warmup": 300, "progress": False}
+KW = {"method": "nuts", "chains": 2, "draws": 500, "warmup": 300, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +126,13 @@ def test_scale_invariance_of_the_kappa_posterior(spectrum, dt):
 def test_poor_convergence_warns_and_is_recorded(spectrum):
     with pytest.warns(ConvergenceWarning, match="ESS"):
         short = fit(
-            spectrum, chains=2, draws=20, warmup=20, progress=False, ppc_draws=0
+            spectrum,
+            method="nuts",
+            chains=2,
+            draws=20,
+            warmup=20,
+            progress=False,
+            ppc_draws=0,
         )
     assert "ESS" in short.attrs["diag_warnings"]
 
@@ -152,7 +158,8 @@ def test_nuts_fit_after_arviz_plots_is_imported_first() -> None:
         "import arviz_plots\n"
         "import htmp_infer as hi\n"
         "s = hi.simulate(2.0, gamma=0.5, n=30, seed=0)\n"
-        "dt = hi.fit(s, chains=1, draws=20, warmup=20, ppc_draws=0, progress=False)\n"
+        "dt = hi.fit(s, method='nuts', chains=1, draws=20, warmup=20, ppc_draws=0,\n"
+        "            progress=False)\n"
         "print(sorted(dt.children))\n"
     )
     out = subprocess.run(

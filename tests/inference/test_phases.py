@@ -71,7 +71,15 @@ def test_figure2_spectra_get_their_phase(kappa: float | None, phase: str) -> Non
         lam = sample_htmp(7, n, kappa, n_cols=m)
     with pytest.warns(UserWarning) if kappa == 1e-3 else _nothing():
         spectrum = Spectrum.from_eigenvalues(lam, n_cols=m)
-    dt = fit(spectrum, chains=2, draws=500, warmup=500, progress=False, ppc_draws=0)
+    dt = fit(
+        spectrum,
+        method="nuts",
+        chains=2,
+        draws=500,
+        warmup=500,
+        progress=False,
+        ppc_draws=0,
+    )
     prob = phase_posterior(dt)
     print(f"\nkappa={kappa}: {prob.to_series().round(3).to_dict()}")
     assert float(prob.sel(phase=phase)) >= 0.9, prob.to_series().to_dict()
