@@ -36,8 +36,8 @@ def main() -> None:
     warnings.simplefilter("ignore")
     a, b = _spectrum(1000, 1), _spectrum(1001, 2)
     kw = {"progress": False}
-    fit_cold = _time(lambda: fit(a, **kw))
-    fit_warm = _time(lambda: fit(a, seed=1, **kw))
+    fit_cold = _time(lambda: fit(a, method="nuts", **kw))
+    fit_warm = _time(lambda: fit(a, method="nuts", seed=1, **kw))
     c = _spectrum(999, 3)
     grid_cold = _time(lambda: fit(c, method="grid", **kw))
     grid_warm = _time(lambda: fit(c, method="grid", seed=1, **kw))

@@ -30,7 +30,7 @@ def _fit_seconds(spectrum: Spectrum, seed: int, ppc: int) -> tuple[float, object
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dt = fit(spectrum, seed=seed, progress=False, ppc_draws=ppc)
+        dt = fit(spectrum, method="nuts", seed=seed, progress=False, ppc_draws=ppc)
     return time.perf_counter() - t0, dt
 
 

@@ -73,6 +73,7 @@ def _ours(x: np.ndarray, gamma: float, seed: int) -> tuple[float, dict[str, Any]
         dt = fit(
             Spectrum.from_eigenvalues(x, gamma=gamma),
             "htmp",
+            method="nuts",
             chains=2,
             draws=500,
             warmup=500,
