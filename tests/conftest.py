@@ -5,4 +5,4 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ["HTMP_INFER_JAX_CACHE"] = ""
 os.environ["HTMP_INFER_CACHE"] = ""  # and so does the spectrum cache
 
-import htmp_infer  # noqa: F401  (enables float64 before any test builds arrays)
+import htmp_infer._x64  # noqa: F401  (float64 before any test builds arrays)

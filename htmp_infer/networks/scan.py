@@ -104,7 +104,7 @@ POOR_FIT_P = 0.05
 #: Bumped when a layer's results change (2: adaptive spike caps; 3: the
 #: ``best_not_identified`` column; 4: the ``data`` model's edge prior), so that a
 #: resumed scan redoes layers written by an older version.
-RESULTS_VERSION = 4
+RESULTS_VERSION = 5
 
 
 class ScanArgumentError(ArgumentError):
