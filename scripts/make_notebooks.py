@@ -22,19 +22,17 @@ NB01 = [
         "import arviz_plots as azp\n"
         "import numpy as np\n\n"
         "import htmp_infer as hi\n"
-        "from htmp_infer.limit import htmp_tail_exponents\n"
-        "from htmp_infer.plotting.esd import plot_esd\n"
-        "from htmp_infer.inference.summary import summarize\n\n"
+        "from htmp_infer.limit import htmp_tail_exponents  # not at the root\n\n"
         "N, GAMMA, KAPPA, SEED = 200, 0.3255, 1.9, 0  # the paper's heavy-tailed phase"
     ),
     new_markdown_cell(
         "## Simulate\n"
-        "`sample_htmp` draws the N eigenvalues of the β-Laguerre gas with "
-        "β = κ/N exactly (Dumitriu–Edelman tridiagonal model)."
+        "`hi.simulate` draws the N eigenvalues of the β-Laguerre gas with "
+        "β = κ/N exactly (Dumitriu–Edelman tridiagonal model) and returns a "
+        "`hi.Spectrum`."
     ),
     new_code_cell(
-        "lam = hi.sample_htmp(SEED, N, KAPPA, gamma=GAMMA, scale=3.0)\n"
-        "spectrum = hi.Spectrum.from_eigenvalues(lam, gamma=GAMMA, name='synthetic')\n"
+        "spectrum = hi.simulate(KAPPA, gamma=GAMMA, n=N, seed=SEED, scale=3.0)\n"
         "spectrum.summary()"
     ),
     new_markdown_cell(
@@ -43,11 +41,11 @@ NB01 = [
         "result is an ArviZ 1.x `DataTree`."
     ),
     new_code_cell(
-        "dt = hi.fit(spectrum, chains=2, draws=500, warmup=500, seed=SEED,\n"
-        "            progress=False, ppc_draws=20)\n"
+        "dt = hi.fit(spectrum, method='nuts', chains=2, draws=500, warmup=500,\n"
+        "            seed=SEED, progress=False, ppc_draws=20)\n"
         "sorted(dt.children)"
     ),
-    new_code_cell("summarize(dt)"),
+    new_code_cell("hi.summarize(dt)"),
     new_markdown_cell(
         "## Interpret\n"
         "κ sets the tails: the lower-tail exponent δ−1 of the weight spectrum and "
@@ -60,7 +58,7 @@ NB01 = [
         "htmp_tail_exponents(GAMMA, med)"
     ),
     new_code_cell("azp.plot_dist(dt, var_names=['kappa', 'scale']);"),
-    new_code_cell("plot_esd(dt);"),
+    new_code_cell("hi.plot_esd(dt);"),
 ]
 
 
@@ -77,13 +75,12 @@ NB02 = [
     new_code_cell(
         "from pathlib import Path\n\n"
         "import htmp_infer as hi\n"
-        "from htmp_infer.networks.bundle import SpectraBundle\n"
+        "# not at the root: the layers' spectra and the hierarchical model\n"
         "from htmp_infer.inference.hierarchy import fit_layers\n"
-        "from htmp_infer.networks.scan import ScanOptions, scan\n"
-        "from htmp_infer.plotting.scan import plot_kappa_forest, plot_mechanisms\n\n"
+        "from htmp_infer.networks.bundle import SpectraBundle\n\n"
         "INCLUDE = r'layer\\.(0|5)\\.(attention\\.self\\.query|intermediate)'\n"
-        "# two models keep the notebook quick; ScanOptions() compares all four\n"
-        "OPTIONS = ScanOptions(models=('mp', 'htmp'), chains=2, draws=300,\n"
+        "# two models keep the notebook quick; hi.ScanOptions() compares all four\n"
+        "OPTIONS = hi.ScanOptions(models=('mp', 'htmp'), chains=2, draws=300,\n"
         "                      warmup=200, ppc_draws=10)\n"
         "DATA = Path(hi.__file__).resolve().parents[1] / 'data'  # the repo's data/\n"
         "bundle = SpectraBundle.load(DATA / 'minilm_spectra.npz')\n"
@@ -92,7 +89,7 @@ NB02 = [
     ),
     new_markdown_cell("## The per-layer table"),
     new_code_cell(
-        "result = scan(bundle, include=INCLUDE, options=OPTIONS, progress=False,\n"
+        "result = hi.scan(bundle, include=INCLUDE, options=OPTIONS, progress=False,\n"
         "              plots=False)\n"
         "result.table[['layer', 'shape', 'kappa_median', 'kappa_q05', 'kappa_q95',\n"
         "              'hill_alpha', 'best_model', 'phase', 'phase_prob', 'n_spikes',\n"
@@ -100,10 +97,14 @@ NB02 = [
     ),
     new_markdown_cell(
         "## κ across layers and the mechanism weights\n"
-        "A forest of log₁₀ κ (arviz-plots) and the posterior model probabilities."
+        "A forest of log₁₀ κ (arviz-plots), the posterior model probabilities, and "
+        "each layer's ESD with its `htmp` fit."
     ),
-    new_code_cell("plot_kappa_forest(result.tree);"),
-    new_code_cell("plot_mechanisms(result.tree);"),
+    new_code_cell("hi.plot_kappa_forest(result.tree);"),
+    new_code_cell("hi.plot_mechanisms(result.tree);"),
+    new_code_cell(
+        "hi.plot_esd_grid({name: t['fit_htmp'] for name, t in result.layers.items()});"
+    ),
     new_markdown_cell(
         "## Hierarchical view\n"
         "log κ of every layer = network mean + kind effect + depth slope + layer "
@@ -135,8 +136,9 @@ NB03 = [
     new_code_cell(
         "import numpy as np\n"
         "import pandas as pd\n\n"
-        "from htmp_infer.validation.calibration import simulate_from_prior\n"
-        "from htmp_infer import compare\n\n"
+        "import htmp_infer as hi\n"
+        "# not at the root: exact draws from each model's prior\n"
+        "from htmp_infer.validation.calibration import simulate_from_prior\n\n"
         "N, GAMMA, SEED = 200, 0.5, 3\n"
         "MODELS = ['mp', 'htmp', 'inverse_htmp', 'temperature']"
     ),
@@ -145,7 +147,7 @@ NB03 = [
         "rows, phases, idents = {}, {}, {}\n"
         "for truth in MODELS:\n"
         "    params, spectrum, _ = simulate_from_prior(truth, rng, N, GAMMA)\n"
-        "    res = compare(spectrum, MODELS, seed=SEED, chains=2, draws=300,\n"
+        "    res = hi.compare(spectrum, MODELS, seed=SEED, chains=2, draws=300,\n"
         "                  warmup=300, progress=False, ppc_draws=0)\n"
         "    rows[truth] = res.table['weight']\n"
         "    phases[truth] = res.phases.to_series()\n"
@@ -181,11 +183,10 @@ NB04 = [
         "from pathlib import Path\n\n"
         "import matplotlib.pyplot as plt\n"
         "import pandas as pd\n\n"
-        "import htmp_infer as hi\n"
-        "from htmp_infer.networks.scan import ScanOptions, scan\n\n"
+        "import htmp_infer as hi\n\n"
         "# the hidden-to-hidden layers (the input layer has N = 64, the output 10)\n"
         "INCLUDE = r'dense_[12]/kernel'\n"
-        "OPTIONS = ScanOptions(models=('htmp',), chains=2, draws=300, warmup=300,\n"
+        "OPTIONS = hi.ScanOptions(models=('htmp',), chains=2, draws=300, warmup=300,\n"
         "                      ppc_draws=20)\n"
         "DATA = Path(hi.__file__).resolve().parents[1] / 'data'  # the repo's data/\n"
         "files = sorted((DATA / 'batch_size').glob('batch_*.npz'),\n"
@@ -195,7 +196,7 @@ NB04 = [
     new_code_cell(
         "tables = []\n"
         "for path in files:\n"
-        "    res = scan(path, include=INCLUDE, options=OPTIONS, cache_dir=None,\n"
+        "    res = hi.scan(path, include=INCLUDE, options=OPTIONS, cache_dir=None,\n"
         "               progress=False, plots=False)\n"
         "    tables.append(res.table.assign(batch=int(path.stem.split('_')[1])))\n"
         "table = pd.concat(tables)\n"
