@@ -14,7 +14,8 @@ lint: setup
 	$(VENV)/ruff format --check .
 	$(VENV)/mypy
 
-test: lint
+# The CI command: lint, the documentation site, the whole test suite.
+test: lint docs
 	$(VENV)/python -m pytest -q -n 2 --dist loadfile
 
 # The same checks without the statistical suites (tests marked slow): < 3 minutes.
