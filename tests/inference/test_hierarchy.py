@@ -9,6 +9,7 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from arviz_stats import ess
 from numpyro.infer.util import log_density
 from scipy import stats
 
@@ -16,6 +17,7 @@ import htmp_infer.models.hierarchical as hier
 import htmp_infer.models.htmp as htmp
 from htmp_infer import HTMPError, Spectrum
 from htmp_infer.ensembles.sampling import sample_htmp
+from htmp_infer.inference import hierarchy
 from htmp_infer.inference.hierarchy import fit_layers
 
 
@@ -70,32 +72,54 @@ def test_relative_depth_scales_blocks_and_centres_missing():
     np.testing.assert_allclose(hier.relative_depth([3, 3, None]), [0.5, 0.5, 0.5])
 
 
-@pytest.mark.parametrize("layer_df", [4.0, None])
-def test_joint_density_is_htmp_per_layer_plus_priors(small, htmp_likelihoods, layer_df):
+@pytest.mark.parametrize(
+    ("layer_df", "one_kind"), [(4.0, False), (None, False), (4.0, True)]
+)
+def test_joint_density_is_htmp_per_layer_plus_priors(
+    small, htmp_likelihoods, layer_df, one_kind
+):
     spectra, kind, depths = small
+    point = POINT
+    if one_kind:  # no contrasts: kind_contrast is absent
+        kind, point = [0] * len(spectra), {**POINT, "u": POINT["u"][:1]}
     depth = hier.relative_depth(depths)
     static, data = hier.inputs(spectra, kind, depth)
     # one vmap per size N; M is traced (layer 3 is square, layers 0 and 2 not)
     assert static["members"] == ((0, 2, 3), (1, 4))
     program = functools.partial(hier.model, layer_df=layer_df, **static)
-    joint = float(jax.jit(lambda d, z: log_density(program, (), d, z)[0])(data, POINT))
+    # NUTS samples other coordinates (a shift and a rotation of mu, u: unit
+    # Jacobian), so the density there must be the generative story's, unchanged
+    latent = hier.to_latent(point, static["n_kinds"])
+    sampled = {"b", "log_sigma_a", "log_tau", "log_kappa", "kind_mean_z"}
+    sampled |= {"mean_group_log_kappa"} | (set() if one_kind else {"kind_contrast"})
+    assert set(latent) == sampled
 
-    sigma_a, tau = math.exp(POINT["log_sigma_a"]), math.exp(POINT["log_tau"])
-    pred = POINT["mu"] + sigma_a * POINT["u"][kind] + POINT["b"] * depth
+    def density(d, z):
+        joint, trace = log_density(program, (), d, z)
+        return joint, trace["mu"]["value"], trace["u"]["value"]
+
+    joint, mu, u = jax.jit(density)(data, latent)
+    joint = float(joint)
+    # and the reported mu, u are the point's
+    assert float(mu) == pytest.approx(point["mu"], abs=1e-12)
+    np.testing.assert_allclose(u, point["u"], atol=1e-12)
+
+    sigma_a, tau = math.exp(point["log_sigma_a"]), math.exp(point["log_tau"])
+    pred = point["mu"] + sigma_a * point["u"][kind] + point["b"] * depth
     layer_law = (
         stats.norm(pred, tau) if layer_df is None else stats.t(layer_df, pred, tau)
     )
     expected = (
         htmp_likelihoods.sum()
-        + stats.norm.logpdf(POINT["mu"], math.log(4.0), 3.0)
+        + stats.norm.logpdf(point["mu"], math.log(4.0), 3.0)
         # half-normal(1) on sigma, carried to log sigma with its Jacobian sigma
         + stats.halfnorm.logpdf(sigma_a)
-        + POINT["log_sigma_a"]
+        + point["log_sigma_a"]
         + stats.halfnorm.logpdf(tau)
-        + POINT["log_tau"]
-        + stats.norm.logpdf(POINT["b"])
-        + stats.norm.logpdf(POINT["u"]).sum()
-        + layer_law.logpdf(POINT["log_kappa"]).sum()
+        + point["log_tau"]
+        + stats.norm.logpdf(point["b"])
+        + stats.norm.logpdf(point["u"]).sum()
+        + layer_law.logpdf(point["log_kappa"]).sum()
     )
     assert joint == pytest.approx(expected, rel=1e-12, abs=1e-9)
 
@@ -131,8 +155,34 @@ BLOCKS = 4
 OUTLIER = "attn_2"
 
 
+# Run lengths of the network fit. The r-hat bar is 1.03 and its false-failure rate is
+# a function of the ESS (_rhat_false_failure). At 2 chains x 400 draws (ESS 200-250)
+# it was 1-3% per quantity, and the test failed on another CPU (r-hat 1.044). At
+# these lengths the smallest ESS over 12 runs (seeds 1-6, native and
+# --xla_cpu_max_isa=AVX) was 581-1018, r-hat 1.0037-1.0104: a rate of 6e-5 or less
+# for the lowest-ESS quantity, 2e-4 or less summed over all of them.
+CHAINS, WARMUP, DRAWS = 4, 500, 600
+RHAT_BAR = 1.03
+
+
+def _rhat_false_failure(ess, chains, draws, bar=RHAT_BAR):
+    """Chance that the rank-normalised split r-hat of a chain that mixes exceeds bar.
+
+    With m = 2 * chains half-chains of n = draws / 2 draws and a total effective
+    sample size ESS, the half-chain means scatter with variance m sigma^2 / ESS,
+    so r-hat^2 = 1 - 1/n + (m / ESS) chi2_{m-1} / (m - 1) to first order (Gelman
+    and Rubin 1992; Vehtari et al. 2021). ArviZ's r-hat is the larger of the bulk
+    and the folded (tail) r-hat, whence the factor 2 (a union bound). Checked
+    against AR(1) chains and arviz_stats.rhat: 2 x 400 draws at ESS 208 give 0.020
+    by simulation and 0.032 here, 4 x 1000 at ESS 410 give 0.003 and 0.004.
+    """
+    m, n = 2 * chains, draws // 2
+    threshold = (m - 1) * (bar**2 - 1 + 1 / n) * np.asarray(ess) / m
+    return 2 * stats.chi2.sf(threshold, m - 1)
+
+
 @pytest.fixture(scope="module")
-def network():
+def network(seed_shift):
     rng = np.random.default_rng(2024)
     jitter = rng.normal(0.0, 0.1, size=(BLOCKS, 2))
     jitter -= jitter.mean(axis=0)
@@ -149,7 +199,14 @@ def network():
             depths.append(block)
     t0 = time.perf_counter()
     result = fit_layers(
-        spectra, kinds, depths, seed=3, chains=2, warmup=300, draws=400, progress=False
+        spectra,
+        kinds,
+        depths,
+        seed=3 + seed_shift,
+        chains=CHAINS,
+        warmup=WARMUP,
+        draws=DRAWS,
+        progress=False,
     )
     print(f"fit_layers on {2 * BLOCKS} layers: {time.perf_counter() - t0:.1f} s")
     return result
@@ -159,6 +216,10 @@ def network():
 def test_recovery_of_kinds_and_the_planted_outlier(network):
     with pd.option_context("display.width", 200, "display.max_columns", 12):
         print(network.groups, network.standouts, sep="\n")
+    # The 90% intervals are those of a fixed data set; only their Monte Carlo error
+    # moves with the seed or the CPU. Over the 12 runs above, attn's q05 was
+    # 1.26-1.36 (truth 1.5; log-sd 0.025 across runs, so 4.5 sd away) and mlp's
+    # q95 26.4-28.8 (truth 20, 10 sd away).
     for kind, kappa in TRUTH.items():
         row = network.groups.loc[kind]
         assert row["n_layers"] == BLOCKS
@@ -169,13 +230,27 @@ def test_recovery_of_kinds_and_the_planted_outlier(network):
     # Every other layer deviates only by its 0.1 jitter plus its estimation error
     # (log-kappa posterior sd 0.1-0.3 at these N), well inside the t scale tau
     # learnt from them, so a flag is a 90%-interval false positive. The intervals
-    # are correlated through the shared kind centre: tolerate one.
+    # are correlated through the shared kind centre: tolerate one. Measured: the
+    # closest, attn_3, has its q95 at 0.11-0.17 above 0 (deviation sd 0.6-0.9; a
+    # 5% quantile's Monte Carlo sd ~0.06 at ESS ~700), so it is flagged in a few
+    # per cent of runs; the next closest ends 0.45 from 0, 7 Monte Carlo sd.
     assert len(flagged) <= 2
-    # 1.01 is the bar for production-length chains; with 2 chains x 400 draws the
-    # rank-normalised r-hat estimate itself scatters by ~0.01, so 1.03 is the bar
-    # that still catches chains stuck in different modes (r-hat >> 1.1).
-    assert network.tree.attrs["diag_r_hat_max"] < 1.03
-    assert network.tree.attrs["diag_divergences"] == 0
+    # r-hat < 1.03 catches chains stuck in different modes or regions (r-hat 1.07
+    # when one chain of two sat at small tau for 200 draws). Its false-failure rate
+    # for chains that do mix, from each diagnosed quantity's ESS, summed:
+    attrs = network.tree.attrs
+    post = network.tree["posterior"].dataset[hierarchy._DIAGNOSED]
+    bulk, tail = ess(post, method="bulk"), ess(post, method="tail")
+    ess_min = np.concatenate(
+        [np.minimum(bulk[v].values, tail[v].values).ravel() for v in post.data_vars]
+    )
+    false_failure = float(_rhat_false_failure(ess_min, CHAINS, DRAWS).sum())
+    print(
+        f"r-hat {attrs['diag_r_hat_max']:.4f}, min ESS {ess_min.min():.0f}, "
+        f"false-failure rate of the r-hat bar {false_failure:.1e}"
+    )
+    assert attrs["diag_r_hat_max"] < RHAT_BAR, f"false-failure rate {false_failure:.1e}"
+    assert attrs["diag_divergences"] == 0
 
 
 @pytest.mark.slow
@@ -185,7 +260,11 @@ def test_tree_has_one_log_likelihood_term_per_layer(network):
 
     tree = network.tree
     ll = tree["log_likelihood"]["eigenvalues"]
-    assert ll.dims == ("chain", "draw", "layer") and ll.shape == (2, 400, 2 * BLOCKS)
+    assert ll.dims == ("chain", "draw", "layer") and ll.shape == (
+        CHAINS,
+        DRAWS,
+        2 * BLOCKS,
+    )
     assert list(tree["posterior"]["group_log_kappa"].coords["kind"]) == ["attn", "mlp"]
     assert tree["posterior"]["kappa"].dims == ("chain", "draw", "layer")
     assert tree["constant_data"]["layer_kind"].values[1] == "mlp"
