@@ -196,7 +196,7 @@ def test_ctrl_c_on_a_serial_scan_says_what_was_saved_and_resumes(work):
     saved = _saved(work / "int" / "layers")
     assert f"interrupted by SIGINT: {len(saved)} of {len(SIZES)} layers" in line
     assert "run the same command" in line
-    assert 1 <= len(saved) < len(SIZES)
+    assert 0 < len(saved) < len(SIZES)
     assert not (work / "int" / ".scan.lock").exists()
     err = _resume_equals_reference(work, "int")
     assert "cannot be read back" not in err
