@@ -20,6 +20,7 @@ REGISTRY = {
     "inverse_htmp": "htmp_infer.models.inverse_htmp",
     "temperature": "htmp_infer.models.temperature",
     "data": "htmp_infer.models.data",
+    "hard_edge": "htmp_infer.models.hard_edge",
 }
 
 if __name__ == "models":  # imported from the repository root as a top-level name

@@ -9,7 +9,9 @@ component (:mod:`htmp_infer.mechanisms.spikes`) turns the vector into the likeli
 
 The bulk of :math:`N-k` eigenvalues is the model on a matrix of shape
 :math:`(N-k)\times(M-k)`, so :math:`\beta = \kappa/(N-k)` and the hard-edge
-exponent is :math:`\alpha = \beta(M-N+1)/2` for every :math:`k`.
+exponent is :math:`\alpha = \beta(M-N+1)/2` for every :math:`k` (the matrix
+shape's value; ``hard_edge`` passes a free :math:`\alpha` to :func:`laguerre_bulk`
+instead, the same for every :math:`k`).
 
 Scale measure
 -------------
@@ -111,16 +113,27 @@ def as_table(sizes: tuple[int, ...], table: dict[str, Any]) -> SpikeTable:
 
 
 def _shape(
-    kappa: ArrayLike | None, table: SpikeTable, n_cols: ArrayLike, beta: Any = None
+    kappa: ArrayLike | None,
+    table: SpikeTable,
+    n_cols: ArrayLike,
+    beta: Any = None,
+    exponent: Any = None,
 ) -> tuple[Array, Array, Array]:
-    """Bulk sizes, Dyson indices and hard-edge exponents for every spike count."""
+    """Bulk sizes, Dyson indices and hard-edge exponents for every spike count.
+
+    The exponent is the matrix shape's :math:`\beta(M-N+1)/2` unless
+    ``exponent`` (a free :math:`\alpha`, broadcast like ``kappa``) is given.
+    """
     n = jnp.asarray(table.n, dtype=float)
     k = jnp.arange(len(table.n), dtype=float)
     if beta is None:
         b = jnp.asarray(kappa)[..., None] / n
     else:
         b = jnp.broadcast_to(jnp.asarray(beta, dtype=float), n.shape)
-    return n, b, b * (n_cols - k - n + 1.0) / 2.0
+    if exponent is None:
+        return n, b, b * (n_cols - k - n + 1.0) / 2.0
+    a = jnp.asarray(exponent, dtype=float)[..., None] + jnp.zeros_like(b)
+    return n, b, a
 
 
 def _laguerre_scale_free(
@@ -141,19 +154,25 @@ def laguerre_bulk(
     kappa: ArrayLike | None = None,
     *,
     beta: Any = None,
+    exponent: Any = None,
 ) -> Array:
-    r"""HTMP (or fixed-β Laguerre) bulk, rate integrated, for each spike count.
+    r"""HTMP (or fixed-β, or free-exponent) Laguerre bulk, rate integrated, per count.
 
     Parameters
     ----------
     table : SpikeTable
         Per-count statistics.
     n_cols : float or Array
-        :math:`M` of the full matrix.
+        :math:`M` of the full matrix (unused when ``exponent`` is given).
     kappa : array_like, optional
         Repulsion :math:`\kappa`; :math:`\beta = \kappa/(N-k)`.
     beta : float, optional
         A fixed Dyson index instead (``mp``: :math:`\beta = 1`).
+    exponent : array_like, optional
+        A free one-body exponent :math:`\alpha > 0` (weight
+        :math:`\lambda^{\alpha-1}`), the same for every spike count
+        (``hard_edge``), instead of the shape's :math:`\beta(M-N+1)/2`. Broadcast
+        like ``kappa`` (a batch of draws has the spike-count axis appended).
 
     Notes
     -----
@@ -161,7 +180,7 @@ def laguerre_bulk(
     :math:`\beta V + (\alpha-1)L - \log Z^{\rm shape} + \log\Gamma(E) - E\log S
     + \log n!`, all spike counts in one vectorised expression.
     """
-    n, b, a = _shape(kappa, table, n_cols, beta)
+    n, b, a = _shape(kappa, table, n_cols, beta, exponent)
     const, energy = _laguerre_scale_free(table, b, a, n)
     return (
         b * table.log_vandermonde
