@@ -119,7 +119,7 @@ def esd_panel(
     ax: Axes,
     x: np.ndarray,
     gamma: float,
-    kappa: np.ndarray,
+    kappa: np.ndarray | None,
     reps: np.ndarray | None,
     *,
     bins: int = 60,
@@ -129,7 +129,8 @@ def esd_panel(
 ) -> None:
     """One ESD panel: histogram, HTMP density band, posterior-predictive band.
 
-    ``kappa`` holds the posterior draws of κ; ``points`` is the number of
+    ``kappa`` holds the posterior draws of κ of an ``htmp`` fit (None: no
+    density band, for the fits of other models); ``points`` is the number of
     abscissae of the density band.
     """
     if log:
@@ -161,16 +162,17 @@ def esd_panel(
         lw=1.2,
         label=f"ESD (N={x.size})",
     )
-    lo, mid, hi = _density_band(grid, gamma, kappa)
-    ax.fill_between(
-        grid,
-        lo,
-        hi,
-        color="tab:red",
-        alpha=0.3,
-        label=r"HTMP $\rho_{\gamma,\kappa}$ 90% band",
-    )
-    ax.plot(grid, mid, color="tab:red", lw=1.2)
+    if kappa is not None:
+        lo, mid, hi = _density_band(grid, gamma, kappa)
+        ax.fill_between(
+            grid,
+            lo,
+            hi,
+            color="tab:red",
+            alpha=0.3,
+            label=r"HTMP $\rho_{\gamma,\kappa}$ 90% band",
+        )
+        ax.plot(grid, mid, color="tab:red", lw=1.2)
     ax.set_xlabel(r"$x = \lambda / \bar\lambda$")
     ax.set_ylabel("density")
     if log:
