@@ -91,6 +91,7 @@ def postprocess(
         "rate": rate,
         "scale": beta * (spectrum.n_cols - k) / (2.0 * rate),
         "alpha_tail": 1.0 + kappa_to_delta(kappa, gamma),
+        "edge_exponent": np.full(kappa.shape, np.inf),  # soft lower edge
         "kappa_over_gamma": kappa / gamma,
     }
 

@@ -306,7 +306,15 @@ def _compare(args: argparse.Namespace) -> int:
                 "comparison": xr.Dataset.from_dataframe(
                     result.table.rename_axis("model")
                 ),
-                "phases": xr.Dataset({"probability": result.phases}),
+                "phases": xr.Dataset(
+                    {"probability": result.phases},
+                    attrs={
+                        "phase": result.reading.phase if result.reading else "",
+                        "reading_model": (
+                            result.reading.model if result.reading else ""
+                        ),
+                    },
+                ),
                 **{f"fit_{m}": dt for m, dt in result.fits.items()},
             }
         )
@@ -328,10 +336,13 @@ def _compare(args: argparse.Namespace) -> int:
             print()
             ident = result.identification.drop(columns=["q05", "q95"])
             print(ident.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    best = result.phases.idxmax().item()
+    read = result.reading
+    assert read is not None
     print(
-        f"most probable model: {result.best}; phase: {best} "
-        f"(p = {float(result.phases.max()):.3f})"
+        f"most probable model: {result.best}; readings from {read.model} "
+        f"({read.verdict}); phase: {read.phase} "
+        f"(most probable {result.phases.idxmax().item()}, "
+        f"p = {float(result.phases.max()):.3f})"
     )
     print(f"wrote {args.out}, {table_csv.name}, {phase_csv.name}, {ident_csv.name}")
     return 0

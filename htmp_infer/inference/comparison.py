@@ -24,10 +24,12 @@ contraction of each parameter and whether the likelihood bounds it on both
 sides, one side (a mechanism the spectrum cannot tell from its absence) or
 neither (:mod:`htmp_infer.inference.identification`).
 
-The phase posterior (:mod:`htmp_infer.inference.phases`) comes from the posterior of the
-``htmp`` model (κ and the spike count): by default independent draws from the
-same quadrature grid that gives its evidence (:mod:`htmp_infer.inference.grid`), or a
-NUTS fit with ``method="nuts"``.
+Every model with a non-negligible weight is then fitted (by default independent
+draws from the same quadrature grid that gives its evidence,
+:mod:`htmp_infer.inference.grid`; NUTS with ``method="nuts"``) and checked
+against its own replicated spectra; the readings and the phase posterior come
+from the models that pass (:mod:`htmp_infer.inference.readings`,
+:mod:`htmp_infer.inference.phases`).
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ from htmp_infer.inference.evidence import Evidence, GridPosterior, evidence_and_
 from htmp_infer.inference.fit import as_spectrum, check_model, fit
 from htmp_infer.inference.identification import identification
 from htmp_infer.inference.options import SamplerArgs, SamplerOptions, resolve_options
-from htmp_infer.inference.phases import phase_posterior
+from htmp_infer.inference.predictive import ppc_pvalue
+from htmp_infer.inference.readings import Reading, candidates, read
 from htmp_infer.inference.registry import available_models
 from htmp_infer.spectrum import Spectrum
 
 __all__ = ["Comparison", "compare", "weights_of"]
 
-DEFAULT_MODELS = ("mp", "htmp", "inverse_htmp", "temperature")
+DEFAULT_MODELS = ("mp", "htmp", "hard_edge", "inverse_htmp", "temperature")
 
 
 @dataclass
@@ -66,18 +69,25 @@ class Comparison:
     ----------
     table : pandas.DataFrame
         One row per model: ``log_evidence``, its numerical ``error``, ``weight``
-        (posterior model probability), ``dim`` (continuous parameters), ``method``
+        (posterior model probability), ``ppc_p`` (the model's own
+        posterior-predictive p-value; NaN when it was not fitted or no
+        replicates were drawn), ``dim`` (continuous parameters), ``method``
         and ``seconds``; sorted by weight.
     phases : xarray.DataArray
-        Posterior probability of each of the 5+1 phases.
+        Posterior probability of each of the 5+1 phases, averaged over the
+        models that pass their check (:mod:`htmp_infer.inference.readings`).
     fits : dict of str to xarray.DataTree
-        The posterior fits that were run (always ``htmp``).
+        The posterior fits that were run: every model with weight at least
+        0.01, and ``fit_models``.
     grids : dict of str to GridPosterior
         The quadrature grid of every model with continuous parameters.
     identification : pandas.DataFrame
         What the spectrum identifies: per model and parameter, the posterior
         contraction and a verdict (``identified``, ``upper bound only``, ...;
         :mod:`htmp_infer.inference.identification`).
+    reading : Reading
+        What the spectrum reads as, and from which model
+        (:mod:`htmp_infer.inference.readings`).
     """
 
     table: pd.DataFrame
@@ -85,6 +95,7 @@ class Comparison:
     fits: dict[str, xr.DataTree] = field(default_factory=dict)
     grids: dict[str, GridPosterior] = field(default_factory=dict)
     identification: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reading: Reading | None = None
 
     @property
     def best(self) -> str:
@@ -100,7 +111,7 @@ def compare(
     spectrum: Spectrum,
     models: Sequence[str] | None = None,
     *,
-    fit_models: Sequence[str] = ("htmp",),
+    fit_models: Sequence[str] = (),
     options: SamplerOptions | None = None,
     progress: bool = True,
     **overrides: Unpack[SamplerArgs],
@@ -112,10 +123,12 @@ def compare(
     spectrum : Spectrum
         The observed spectrum.
     models : sequence of str, optional
-        Models to compare; default ``mp, htmp, inverse_htmp, temperature``.
+        Models to compare; default :data:`DEFAULT_MODELS` (``mp, htmp, hard_edge,
+        inverse_htmp, temperature``).
     fit_models : sequence of str
-        Models whose posterior DataTrees are also returned; ``htmp`` is always
-        fitted, for the phase posterior.
+        Models whose posterior DataTrees are also returned; every model with a
+        weight of at least 0.01 is fitted anyway, with its own
+        posterior-predictive check.
     options : SamplerOptions, optional
         How the fits draw their posteriors
         (:class:`~htmp_infer.inference.options.SamplerOptions`, as for
@@ -168,14 +181,24 @@ def compare(
     table.insert(2, "weight", weights_of(table["log_evidence"].to_numpy()))
     table = table.sort_values("weight", ascending=False)
     fits: dict[str, xr.DataTree] = {}
-    for m in dict.fromkeys(["htmp", *fit_models]):
+    for m in dict.fromkeys([*candidates(table), *fit_models]):
         fits[m] = fit(spectrum, m, options=opts, progress=progress, grid=grids.get(m))
+    table.insert(
+        3,
+        "ppc_p",
+        [
+            ppc_pvalue(fits[m]) if m in fits and opts.ppc_draws else math.nan
+            for m in table.index
+        ],
+    )
+    reading = read(table, fits)
     return Comparison(
         table,
-        phase_posterior(fits["htmp"]),
+        reading.phases,
         fits,
         grids,
         identification(spectrum, grids),
+        reading,
     )
 
 

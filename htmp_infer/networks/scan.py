@@ -4,10 +4,15 @@ r"""Scan a network: every layer's fit, mechanism weights and phase, resumably.
 a
 spectra bundle (:mod:`htmp_infer.networks.bundle`), computes the spectra once (cached,
 :mod:`htmp_infer.networks.eigen`) and runs, for every layer, :func:`scan_layer`: the
-mechanism comparison (:func:`htmp_infer.compare`, which includes the
-posterior of ``htmp``, by default drawn from its evidence grid
-(:mod:`htmp_infer.inference.grid`), and the 5+1 phase posterior), a Hill + KS-xmin α
-for side-by-side reading, and a posterior-predictive check.
+mechanism comparison (:func:`htmp_infer.compare`: every model's evidence, the
+posterior and posterior-predictive check of every model with a non-negligible
+weight, by default drawn from its evidence grid (:mod:`htmp_infer.inference.grid`),
+the readings from the most probable model that passes its check
+(:mod:`htmp_infer.inference.readings`) and the 5+1 phase posterior), plus
+WeightWatcher's Hill + KS-xmin α for side-by-side reading. Warnings raised while
+fitting a layer are kept in its ``warnings`` column (none about models of
+negligible weight) and folded into one line per kind at the end
+(:func:`fold_warnings`).
 
 Layers are independent tasks: :func:`scan_layer` is a pure function of the layer
 spectrum and the options, so a distributed engine can map it over layers and
@@ -16,15 +21,17 @@ spectrum and the options, so a distributed engine can map it over layers and
 Output directory
 ----------------
 ``layers/<i>-<name>.nc`` and ``.json``
-    One layer's DataTree (``fit_htmp`` and ``comparison``) and its table row. The
+    One layer's DataTree (``fit_<model>``, ``comparison``, ``reading``) and its
+    table row. The
     ``.json`` is written last and records the options' hash: a rerun skips every
     layer whose ``.json`` matches (resume after a kill), and redoes the rest.
 ``scan.csv``, ``scan.parquet``
     The per-layer table (:data:`COLUMNS`).
 ``scan.nc``
-    One DataTree with a ``layer`` dimension: ``posterior`` (``kappa``,
-    ``log_kappa``, ``alpha``, ``n_spikes``), ``comparison`` (``weight``,
-    ``log_evidence``, ``error`` by ``layer`` and ``model``), ``phases``
+    One DataTree with a ``layer`` dimension: ``reading`` (the draws of
+    ``kappa``, ``edge_exponent``, ``alpha_tail`` and ``n_spikes`` each reading
+    comes from), ``comparison`` (``weight``, ``log_evidence``, ``error``,
+    ``ppc_p`` by ``layer`` and ``model``), ``phases``
     (``probability`` by ``layer`` and ``phase``), ``layers`` (shape, kind,
     depth, table columns) and ``skipped`` (every tensor not analysed, with reason).
 ``forest.png``, ``mechanisms.png``, ``esd_grid.png``
@@ -44,9 +51,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import re
 import signal
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +67,13 @@ from tqdm.auto import tqdm
 from htmp_infer.errors import ArgumentError, HTMPError
 from htmp_infer.inference.comparison import DEFAULT_MODELS, compare
 from htmp_infer.inference.options import SamplerOptions
-from htmp_infer.inference.predictive import ppc_pvalue
+from htmp_infer.inference.readings import POOR_FIT_P
 from htmp_infer.io import reading
-from htmp_infer.limit import kappa_to_delta
 from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle, is_bundle
 from htmp_infer.networks.eigen import compute_bundle
+from htmp_infer.networks.notices import ScanWarning, fold_warnings, kept_warnings
 from htmp_infer.networks.pool import run_layers
+from htmp_infer.networks.selection import ScanArgumentError, filter_bundle, pattern
 from htmp_infer.networks.signals import Interrupted, ScanInterrupted, deferred, handling
 from htmp_infer.networks.state import (
     BUNDLE,
@@ -83,7 +91,7 @@ from htmp_infer.networks.table import (
     gather,
     write_tables,
 )
-from htmp_infer.validation.peers import hill_ks_alpha
+from htmp_infer.validation.hill import hill_ks_alpha
 
 __all__ = [
     "COLUMNS",
@@ -97,18 +105,11 @@ __all__ = [
     "scan_layer",
 ]
 
-#: A layer's fit is flagged ``poor_fit`` when the posterior-predictive p-value is
-#: below this (see :func:`htmp_infer.inference.predictive.ppc_pvalue`).
-POOR_FIT_P = 0.05
-
 #: Bumped when a layer's results change (2: adaptive spike caps; 3: the
-#: ``best_not_identified`` column; 4: the ``data`` model's edge prior), so that a
+#: ``best_not_identified`` column; 4: the ``data`` model's edge prior; 6: readings
+#: from the supported model, per-model checks, phases from features), so that a
 #: resumed scan redoes layers written by an older version.
-RESULTS_VERSION = 5
-
-
-class ScanArgumentError(ArgumentError):
-    """A scan argument (options, jobs, layer selection) that cannot be used."""
+RESULTS_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -162,15 +163,18 @@ class ScanOptions(SamplerOptions):
 def scan_layer(
     layer: LayerSpectrum, options: ScanOptions
 ) -> tuple[dict[str, Any], xr.DataTree]:
-    """Analyse one layer: comparison, ``htmp`` posterior, phase, Hill α, PPC.
+    """Analyse one layer: comparison, per-model checks, readings, phase, Hill α.
 
     Returns
     -------
     row : dict
         The table row (:data:`COLUMNS` and ``w_<model>``).
     tree : xarray.DataTree
-        Children ``fit_htmp`` (the NUTS DataTree) and ``comparison`` (the model
-        table and the phase probabilities).
+        Children ``fit_<model>`` (every model fitted: those with weight at least
+        0.01 and the tail model), ``comparison`` (the model table, with each
+        model's ``ppc_p``, and the phase probabilities) and ``reading`` (the
+        draws the readings come from); attributes ``reading_model`` and
+        ``alpha_source``.
 
     Raises
     ------
@@ -179,18 +183,29 @@ def scan_layer(
     """
     t0 = time.perf_counter()
     spectrum = layer.spectrum()
-    result = compare(spectrum, list(options.models), options=options, progress=False)
-    fit = result.fits["htmp"]
-    post = fit["posterior"].dataset
-    kappa = post["kappa"].values.ravel()
-    alpha = 1.0 + kappa_to_delta(kappa, spectrum.gamma)  # HT-SR exponent, phases.py
-    spikes = post["n_spikes"].values.ravel()
-    phase = str(result.phases.idxmax().item())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compare(
+            spectrum, list(options.models), options=options, progress=False
+        )
+    reading = result.reading
+    assert reading is not None
+    fit = result.fits[reading.model]
+    draws = reading.draws
     try:
         hill = float(hill_ks_alpha(spectrum.eigenvalues).alpha)
     except HTMPError:
         hill = float("nan")
-    p_value = ppc_pvalue(fit) if options.ppc_draws else float("nan")
+
+    def quantiles(name: str) -> dict[str, float]:
+        x = draws[name]
+        q = np.quantile(x, [0.05, 0.5, 0.95]) if not np.isnan(x).all() else [np.nan] * 3
+        return {
+            f"{name}_median": float(q[1]),
+            f"{name}_q05": float(q[0]),
+            f"{name}_q95": float(q[2]),
+        }
+
     row: dict[str, Any] = {
         "layer": layer.name,
         "kind": layer.kind,
@@ -198,36 +213,59 @@ def scan_layer(
         "shape": "x".join(map(str, layer.shape)),
         "n": spectrum.n,
         "gamma": spectrum.gamma,
-        "kappa_median": float(np.median(kappa)),
-        "kappa_q05": float(np.quantile(kappa, 0.05)),
-        "kappa_q95": float(np.quantile(kappa, 0.95)),
-        "alpha_median": float(np.median(alpha)),
-        "alpha_q05": float(np.quantile(alpha, 0.05)),
-        "alpha_q95": float(np.quantile(alpha, 0.95)),
-        "hill_alpha": hill,
         "best_model": result.best,
+        "reading_model": reading.model,
+        "fit": reading.verdict,
+        **quantiles("kappa"),
+        **quantiles("edge_exponent"),
+        **{
+            k.replace("alpha_tail", "alpha"): float(v)
+            for k, v in quantiles("alpha_tail").items()
+        },
+        "alpha_source": reading.alpha_source,
+        "hill_alpha": hill,
         "best_not_identified": _not_identified(result.identification, result.best),
-        "phase": phase,
-        "phase_prob": float(result.phases.max()),
-        "n_spikes": float(np.median(spikes)),
-        "n_spikes_q95": float(np.quantile(spikes, 0.95)),
-        "spike_cap": int(result.table.loc["htmp", "spike_cap"]),
-        "ppc_p": p_value,
-        "poor_fit": bool(p_value < POOR_FIT_P),
+        "phase": reading.phase,
+        "phase_prob": float(reading.phases.max()),
+        "n_spikes": float(np.median(draws["n_spikes"])),
+        "n_spikes_q95": float(np.quantile(draws["n_spikes"], 0.95)),
+        "spike_cap": int(result.table.loc[reading.model, "spike_cap"]),
+        "ppc_p": reading.ppc_p,
+        "poor_fit": bool(reading.ppc_p < POOR_FIT_P),
         "r_hat": float(fit.attrs.get("diag_r_hat_max", np.nan)),
-        "ess_bulk": float(fit.attrs.get("diag_ess_bulk_min", np.nan)),
+        "ess_bulk": float(  # exact draws (mp) are independent too
+            fit.attrs.get("diag_ess_bulk_min", draws["kappa"].size)
+        ),
         "divergences": int(fit.attrs.get("diag_divergences", 0)),
+        "warnings": kept_warnings(caught, result.table),
         "fit_seconds": time.perf_counter() - t0,
         **{f"w_{m}": float(result.table.loc[m, "weight"]) for m in options.models},
     }
     table = result.table.drop(columns=["method"]).rename_axis("model")
     comparison = xr.Dataset.from_dataframe(table).assign(
-        phase_probability=result.phases
+        phase_probability=reading.phases
+    )
+    sample = np.arange(draws["kappa"].size)
+    read_ds = xr.Dataset(
+        {k: (("sample",), np.asarray(v, dtype=np.float64)) for k, v in draws.items()},
+        coords={"sample": sample},
     )
     tree = xr.DataTree.from_dict(
-        {"/fit_htmp": fit, "/comparison": xr.DataTree(comparison)}
+        {
+            **{f"/fit_{m}": f for m, f in result.fits.items()},
+            "/comparison": xr.DataTree(comparison),
+            "/reading": xr.DataTree(read_ds),
+        }
     )
-    tree.attrs.update({"layer": layer.name, "kind": layer.kind, "depth": layer.depth})
+    tree.attrs.update(
+        {
+            "layer": layer.name,
+            "kind": layer.kind,
+            "depth": layer.depth,
+            "reading_model": reading.model,
+            "alpha_source": reading.alpha_source,
+        }
+    )
     return row, tree
 
 
@@ -384,6 +422,8 @@ def _fit_layers(
                     results[i] = outcome
         result = gather(bundle, results, failed, options)
         result.resumed = resumed
+        for line in fold_warnings(result.table):
+            warnings.warn(ScanWarning(line), stacklevel=3)
         if out is not None:
             with deferred():
                 write_tables(result, out)
@@ -397,63 +437,3 @@ def _fit_layers(
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         saved = len(results) if out is not None else 0
         raise ScanInterrupted(signum, saved, len(bundle.layers), out) from None
-
-
-def filter_bundle(
-    bundle: SpectraBundle,
-    include: str | None,
-    exclude: str | None,
-    kinds: Sequence[str] | None,
-    *,
-    label: str | None = None,
-) -> SpectraBundle:
-    """The layers of a bundle that pass the name and kind filters.
-
-    Raises
-    ------
-    HTMPError
-        A bad regex or kind, or no layer selected (naming ``label``, by default
-        the bundle's source).
-    """
-    from htmp_infer.networks.layers import Skipped, expand_kinds
-
-    wanted = expand_kinds(kinds) if kinds else None
-    want, drop = pattern(include, "--include"), pattern(exclude, "--exclude")
-    keep, skipped = [], list(bundle.skipped)
-    for layer in bundle.layers:
-        shape = layer.shape
-        if want and not want.search(layer.name):
-            skipped.append(
-                Skipped(layer.name, shape, f"does not match --include {include!r}")
-            )
-        elif drop and drop.search(layer.name):
-            skipped.append(Skipped(layer.name, shape, f"matches --exclude {exclude!r}"))
-        elif wanted is not None and layer.kind not in wanted:
-            skipped.append(
-                Skipped(layer.name, shape, f"kind {layer.kind} not selected")
-            )
-        else:
-            keep.append(layer)
-    if not keep:
-        raise ScanArgumentError(
-            f"{label or bundle.source}: none of its {len(bundle.layers)} layers "
-            "matches the selection (--include, --exclude, --kinds)"
-        )
-    return SpectraBundle(keep, skipped, bundle.source, bundle.meta)
-
-
-def pattern(text: str | None, flag: str) -> re.Pattern[str] | None:
-    """Compile a layer-name regex; a bad one is a one-line error naming ``flag``.
-
-    Raises
-    ------
-    ScanArgumentError
-    """
-    if not text:
-        return None
-    try:
-        return re.compile(text)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise ScanArgumentError(
-            f"{flag} {text!r}: not a regular expression ({exc})"
-        ) from None

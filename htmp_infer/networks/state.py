@@ -69,8 +69,8 @@ TABLES = ("scan.csv", "scan.parquet", "scan.nc", "skipped.csv")
 PLOTS = ("forest.png", "mechanisms.png", "esd_grid.png")
 #: Every variable a saved layer's DataTree must have to be resumed.
 _LAYER_VARS = {
-    "fit_htmp/posterior": ("kappa", "log_kappa", "n_spikes"),
-    "comparison": ("weight", "log_evidence", "error", "phase_probability"),
+    "reading": ("kappa", "edge_exponent", "alpha_tail", "n_spikes"),
+    "comparison": ("weight", "log_evidence", "error", "ppc_p", "phase_probability"),
 }
 #: A temporary of :func:`htmp_infer.io.atomic_path`: ``.<name>.<8 chars>.tmp<sfx>``.
 _TEMP = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp(?P<suffix>(?:\.[^.]*)?)")

@@ -17,13 +17,22 @@ import xarray as xr
 
 from htmp_infer.errors import HTMPError
 from htmp_infer.io import write_atomic
-from htmp_infer.limit import kappa_to_delta
 
 if TYPE_CHECKING:
     from htmp_infer.networks.bundle import SpectraBundle
     from htmp_infer.networks.scan import ScanOptions
 
-__all__ = ["COLUMNS", "ScanResult", "assemble", "gather", "write_tables"]
+__all__ = [
+    "COLUMNS",
+    "READING_VARS",
+    "ScanResult",
+    "assemble",
+    "gather",
+    "write_tables",
+]
+
+#: The per-draw readings of every layer (the ``reading`` group).
+READING_VARS = ("kappa", "edge_exponent", "alpha_tail", "n_spikes")
 
 #: Columns of the per-layer table, in order (``w_<model>`` per compared model).
 COLUMNS = (
@@ -33,14 +42,20 @@ COLUMNS = (
     "shape",
     "n",
     "gamma",
+    "best_model",
+    "reading_model",
+    "fit",
     "kappa_median",
     "kappa_q05",
     "kappa_q95",
+    "edge_exponent_median",
+    "edge_exponent_q05",
+    "edge_exponent_q95",
     "alpha_median",
     "alpha_q05",
     "alpha_q95",
+    "alpha_source",
     "hill_alpha",
-    "best_model",
     "best_not_identified",
     "phase",
     "phase_prob",
@@ -52,6 +67,7 @@ COLUMNS = (
     "r_hat",
     "ess_bulk",
     "divergences",
+    "warnings",
     "fit_seconds",
 )
 
@@ -70,8 +86,8 @@ class ScanResult:
         ``name``, ``shape``, ``reason`` of every tensor not fitted, failures
         included (reason ``failed: ...``).
     layers : dict of str to xarray.DataTree
-        Each layer's DataTree from :func:`scan_layer` (``fit_htmp``,
-        ``comparison``).
+        Each layer's DataTree from :func:`scan_layer` (``fit_<model>``,
+        ``comparison``, ``reading``).
     out_dir : Path or None
     resumed : list of str
         Layers read back from a previous run instead of refitted.
@@ -106,18 +122,13 @@ def assemble(
             .rename(name)
         )
 
-    posterior = xr.Dataset(
-        {
-            v: stack("fit_htmp/posterior", v, v)
-            for v in ("kappa", "log_kappa", "n_spikes")
-        }
+    reading = xr.Dataset({v: stack("reading", v, v) for v in READING_VARS}).drop_vars(
+        "sample", errors="ignore"
     )
-    gamma = xr.DataArray(table["gamma"].to_numpy(), dims="layer", coords=layer_coord)
-    posterior["alpha"] = 1.0 + kappa_to_delta(posterior["kappa"], gamma)
     comparison = xr.Dataset(
         {
             v: stack("comparison", v, v, model=list(options.models))
-            for v in ("weight", "log_evidence", "error")
+            for v in ("weight", "log_evidence", "error", "ppc_p")
         }
     )
     phases = xr.Dataset({"probability": stack("comparison", "phase_probability", "p")})
@@ -127,7 +138,7 @@ def assemble(
     )
     tree = xr.DataTree.from_dict(
         {
-            "/posterior": xr.DataTree(posterior),
+            "/reading": xr.DataTree(reading),
             "/comparison": xr.DataTree(comparison),
             "/phases": xr.DataTree(phases),
             "/layers": xr.DataTree(layers),

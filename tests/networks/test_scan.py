@@ -135,12 +135,14 @@ def test_outputs_are_complete_and_consistent(scanned):
     pq = pd.read_parquet(out / "scan.parquet")
     pd.testing.assert_frame_equal(pq, result.table, check_dtype=False)
     tree = xr.open_datatree(out / "scan.nc", engine="h5netcdf")
-    kappa = tree["posterior"].dataset["kappa"]
-    assert kappa.dims == ("layer", "chain", "draw")
-    assert kappa.sizes == {"layer": 3, "chain": 2, "draw": 200}
+    kappa = tree["reading"].dataset["kappa"]
+    assert kappa.dims == ("layer", "sample")
+    assert kappa.sizes == {"layer": 3, "sample": 2 * 200}
     np.testing.assert_allclose(
-        kappa.median(("chain", "draw")).values, result.table["kappa_median"].values
+        kappa.median("sample").values, result.table["kappa_median"].values
     )
+    for v in ("edge_exponent", "alpha_tail", "n_spikes"):
+        assert tree["reading"].dataset[v].sizes == kappa.sizes
     w = tree["comparison"].dataset["weight"]
     assert set(w.dims) == {"layer", "model"}
     p = tree["phases"].dataset["probability"]
