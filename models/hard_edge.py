@@ -34,11 +34,12 @@ The exponent sets the density at the lower (hard) edge,
 :math:`\rho(\lambda)\propto\lambda^{a-1}` near 0 at finite :math:`N`. HTMP ties it
 to the shape: :math:`a = \kappa(M-N+1)/(2N)`, which is
 :math:`\kappa/(2N)\approx 0.005` for a square matrix at :math:`\kappa = 4`,
-:math:`N = 384`. Such a gas puts a few percent of its eigenvalues below
-:math:`10^{-10}` of the mean; square weight matrices of trained networks have
-their smallest eigenvalue near :math:`10^{-5}\ldots10^{-9}` of the mean, and a
-384×384 real Gaussian matrix (β = 1, :math:`a = (M-N+1)/2 = 1/2`) has a soft
-:math:`\lambda^{-1/2}` edge. With :math:`a` free the data decide.
+:math:`N = 384`. Such a gas puts 2.4% of its eigenvalues below
+:math:`10^{-10}` of the mean (8% at :math:`\kappa = 1`); square weight matrices
+of trained networks have their smallest eigenvalue near
+:math:`10^{-5}\ldots10^{-9}` of the mean, and a 384×384 real Gaussian matrix
+(β = 1, :math:`a = (M-N+1)/2 = 1/2`) has a soft :math:`\lambda^{-1/2}` edge.
+With :math:`a` free the data decide.
 
 Relation to HTMP
 ----------------
@@ -55,9 +56,11 @@ at the effective aspect ratio
     \gamma_{\rm eff} = \frac{\kappa}{\kappa + 2a}.
 
 A square matrix whose fitted :math:`a` is :math:`O(1)` therefore has the bulk
-shape of a rectangular HTMP matrix. The two models are nested, so their
-evidence ratio charges the extra coordinate its Occam factor: on spectra drawn
-from HTMP, ``hard_edge`` loses (``benchmarks/hard_edge_nested.py``).
+shape of a rectangular HTMP matrix. The likelihood and the simulator do not use
+:math:`M` at all: the matrix shape enters only the reported
+``tied_edge_exponent`` and ``kappa_over_gamma``. The two models are nested, so
+their evidence ratio charges the extra coordinate its Occam factor: on spectra
+drawn from HTMP, ``hard_edge`` loses (``benchmarks/hard_edge_nested.py``).
 
 Identifiability
 ---------------
