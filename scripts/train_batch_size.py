@@ -1,4 +1,4 @@
-"""Train a small MLP on scikit-learn's digits at a large and a small batch size.
+"""Train a small MLP on scikit-learn's digits at several batch sizes.
 
 The question: does eigenvalue repulsion κ fall as the training batch size shrinks
 (the batch-size trend reported for MiniAlexNet on CIFAR-10), in a network trained
@@ -19,23 +19,30 @@ softmax cross-entropy, no weight decay. Every batch size is trained for the SAME
 number of epochs (the protocol of the batch-size experiments in the heavy-tailed
 self-regularisation literature): each run sees the same number of examples, and
 smaller batches take proportionally more, noisier steps. The data order of every
-epoch comes from ``--seed`` too.
+epoch comes from ``--seed`` too. At one learning rate the SGD noise "temperature"
+lr/B grows as the batch shrinks (the defaults span a factor 64 in four steps of 4);
+``benchmarks/temperature_manipulation.py`` fits the spectra of these weights.
 
 Output: ``<out>/batch_<B>.npz`` (keys ``dense_<i>/kernel`` and ``dense_<i>/bias``,
 float32, written atomically) and ``<out>/README.md`` (provenance, accuracies and,
-per layer with at least 50 eigenvalues, the moment estimator κ̂ and the Hill+KS α
-of the eigenvalues of WᵀW, at initialisation and after training).
+per layer with at least 50 eigenvalues, the moment estimator κ̂ and WeightWatcher's
+α of the eigenvalues of WᵀW, at initialisation and after training). A section of an
+existing README starting at ``## Notes`` (hand-written) is kept.
 
 Usage:
     python scripts/train_batch_size.py --out data/batch_size
     python scripts/train_batch_size.py --epochs 100 --batch-sizes 1024 16 8 --lr 0.1
 
-Requires scikit-learn and optax on top of the library's dependencies.
+Requires scikit-learn and optax on top of the library's dependencies (the ``scripts``
+extra); an optax installed outside the environment, e.g. with
+``pip install --no-deps --target DIR optax chex absl-py toolz`` and ``PYTHONPATH=DIR``,
+is recorded in the README's provenance.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -54,19 +61,21 @@ from numpy.typing import NDArray
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from htmp_infer.validation.peers import hill_ks_alpha, moment_kappa
+from htmp_infer.validation.hill import hill_ks_alpha
+from htmp_infer.validation.peers import moment_kappa
 
 Params = dict[str, dict[str, jax.Array]]
 
 DEFAULT_OUT = "data/batch_size"
 DEFAULT_EPOCHS = 400
-DEFAULT_BATCH_SIZES = (1024, 16)
+DEFAULT_BATCH_SIZES = (1024, 256, 64, 16)
 DEFAULT_HIDDEN = (512, 384, 384)
 DEFAULT_LR = 0.1
 DEFAULT_MOMENTUM = 0.0
 DEFAULT_N_TRAIN = 1024
 DEFAULT_SEED = 0
 MIN_EIGENVALUES = 50  # layers with fewer eigenvalues are not analysed
+NOTES_HEADING = "## Notes"  # this section of an existing README is kept
 
 
 def load_data(
@@ -200,6 +209,20 @@ def flatten(params: Params) -> dict[str, NDArray[np.float32]]:
     }
 
 
+def load_params(path: Path, like: Params) -> Params:
+    """Weights saved by an earlier run, checked against the architecture of ``like``."""
+    with np.load(path) as z:
+        flat = {k: z[k] for k in z.files}
+    want = {k: v.shape for k, v in flatten(like).items()}
+    got = {k: v.shape for k, v in flat.items()}
+    if got != want:
+        raise SystemExit(f"{path}: arrays {got} do not match the model's {want}")
+    return {
+        layer: {name: jnp.asarray(flat[f"{layer}/{name}"]) for name in leaves}
+        for layer, leaves in like.items()
+    }
+
+
 def save_npz(path: Path, arrays: Mapping[str, NDArray[np.float32]]) -> None:
     """``np.savez`` to a temporary file in the same directory, then ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -226,7 +249,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def layer_stats(kernel: NDArray[np.float32]) -> dict[str, float]:
-    """γ, κ̂ (moments) and Hill+KS α of the eigenvalues of WᵀW (float64)."""
+    """γ, κ̂ (moments) and WeightWatcher's α of the eigenvalues of WᵀW (float64)."""
     w = np.asarray(kernel, dtype=np.float64)
     lam = np.linalg.svd(w, compute_uv=False) ** 2
     gamma = min(w.shape) / max(w.shape)
@@ -256,7 +279,7 @@ def stats_table(
     runs: Mapping[str, Mapping[str, NDArray[np.float32]]],
 ) -> tuple[list[str], list[tuple[str, str, dict[str, float]]]]:
     lines = [
-        "| weights | layer | shape | γ | κ̂ (moments) | Hill α ± se (n_tail) "
+        "| weights | layer | shape | γ | κ̂ (moments) | WW α ± se (n_tail) "
         "| λ_max / mean λ | ‖W − W₀‖_F / ‖W₀‖_F |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -296,6 +319,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="hidden layer widths",
     )
     p.add_argument("--n-train", type=int, default=DEFAULT_N_TRAIN)
+    p.add_argument(
+        "--keep-existing",
+        action="store_true",
+        help="reuse batch_<B>.npz already in --out instead of retraining it "
+        "(for the README; the other settings must match those of the kept files)",
+    )
     return p.parse_args(argv)
 
 
@@ -318,28 +347,30 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict[str, NDArray[np.float32]]] = {"init": flatten(init)}
     results = []
     for b in args.batch_sizes:
+        path = out / f"batch_{b}.npz"
         t0 = time.perf_counter()
-        params = train(
-            init,
-            data,
-            batch_size=b,
-            epochs=args.epochs,
-            lr=args.lr,
-            momentum=args.momentum,
-            seed=args.seed,
-        )
-        wall = time.perf_counter() - t0
+        if args.keep_existing and path.is_file():
+            params = load_params(path, init)
+            wall = math.nan  # not trained by this run
+        else:
+            params = train(
+                init,
+                data,
+                batch_size=b,
+                epochs=args.epochs,
+                lr=args.lr,
+                momentum=args.momentum,
+                seed=args.seed,
+            )
+            wall = time.perf_counter() - t0
+            save_npz(path, flatten(params))
         tr = float(accuracy(params, data[0], data[1]))
         te = float(accuracy(params, data[2], data[3]))
-        flat = flatten(params)
-        path = out / f"batch_{b}.npz"
-        save_npz(path, flat)
-        runs[f"batch {b}"] = flat
+        runs[f"batch {b}"] = flatten(params)
         steps = args.epochs * (args.n_train // b)
         results.append((b, steps, tr, te, wall, path))
-        print(
-            f"batch {b}: train {tr:.4f}  test {te:.4f}  ({steps} steps, {wall:.0f} s)"
-        )
+        how = "kept" if math.isnan(wall) else f"{wall:.0f} s"
+        print(f"batch {b}: train {tr:.4f}  test {te:.4f}  ({steps} steps, {how})")
 
     table, _ = stats_table(runs)
     print("\n".join(table))
@@ -347,10 +378,31 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/train_batch_size.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
+    pythonpath = os.environ.get("PYTHONPATH")
+    if pythonpath:
+        command = f"PYTHONPATH={pythonpath} {command}"
     readme = render_readme(args, sizes, len(y_tr), len(y_te), results, table, command)
-    write_text(out / "README.md", readme.replace("{WALL}", f"{total:.0f}"))
+    readme = readme.replace("{WALL}", f"{total:.0f}") + kept_notes(out / "README.md")
+    write_text(out / "README.md", readme)
     print(f"wrote {out}/README.md; total wall time {total:.0f} s")
     return 0
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written ``## Notes`` section of an existing README ("" if none)."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    start = text.find(f"\n{NOTES_HEADING}")
+    return "" if start < 0 else "\n" + text[start:].lstrip("\n")
+
+
+def optax_origin() -> str:
+    """Where optax was imported from, when not from this Python's site-packages."""
+    where = Path(optax.__file__).resolve().parents[1]
+    if where.name == "site-packages":
+        return ""
+    return f" (installed with `pip install --no-deps --target {where}`, on PYTHONPATH)"
 
 
 def render_readme(
@@ -363,19 +415,32 @@ def render_readme(
     command: str,
 ) -> str:
     runs = "\n".join(
-        f"| {b} | {steps} | {tr:.4f} | {te:.4f} | {wall:.0f} | `{path.name}` "
+        f"| {b} | {args.lr / b:.3g} | {steps} | {tr:.4f} | {te:.4f} "
+        f"| {'kept' if math.isnan(wall) else f'{wall:.0f}'} "
+        f"| `{path.name}` "
         f"| {path.stat().st_size:,} |"
         for b, steps, tr, te, wall, path in results
     )
     total_bytes = sum(path.stat().st_size for *_, path in results)
+    kept = [path.name for *_, wall, path in results if math.isnan(wall)]
+    kept_line = (
+        f" `kept`: {', '.join(kept)} came from an earlier run and were reused "
+        "(`--keep-existing`), not retrained by this command; their accuracies are "
+        "recomputed from the files."
+        if kept
+        else ""
+    )
     return f"""# Digits MLP trained at several batch sizes
 
-Weights of one small network trained here, offline, at a large and a small batch
-size, to test whether eigenvalue repulsion κ falls as the batch size shrinks (as
-reported for MiniAlexNet on CIFAR-10: batch 1000 → κ = ∞, 250 → 5.5, 100 → 2.3).
+Weights of one small network trained here, offline, at several batch sizes and
+one learning rate, to test whether eigenvalue repulsion κ falls as the batch size
+shrinks (as reported for MiniAlexNet on CIFAR-10: batch 1000 → κ = ∞, 250 → 5.5,
+100 → 2.3), and whether the `temperature` model's reading follows the SGD noise
+temperature lr/B (`benchmarks/temperature_manipulation.py`).
 
 Produced by (wall time {{WALL}} s on {platform.machine()} CPU, jax {jax.__version__},
-optax {optax.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__})
+optax {optax.__version__}{optax_origin()},
+scikit-learn {sklearn.__version__}, numpy {np.__version__})
 
     {command}
 
@@ -399,11 +464,11 @@ optax {optax.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__versi
 
 ## Results
 
-| batch | steps | train acc | test acc | train wall s | file | bytes |
-|---|---|---|---|---|---|---|
+| batch | lr/B | steps | train acc | test acc | train wall s | file | bytes |
+|---|---|---|---|---|---|---|---|
 {runs}
 
-Total {total_bytes:,} bytes.
+Total {total_bytes:,} bytes.{kept_line}
 
 Files: `batch_<B>.npz`, keys `dense_<i>/kernel` (in, out) and `dense_<i>/bias`
 (out,), float32 (`np.load(path)["dense_1/kernel"]`).
@@ -414,10 +479,10 @@ Eigenvalues of WᵀW (`np.linalg.svd(W, compute_uv=False)**2`, float64) of every
 kernel with at least {MIN_EIGENVALUES} eigenvalues; γ = min/max of the shape.
 κ̂ is the moment estimator 2γ/(m₂/m₁² − 1 − γ)
 (`htmp_infer.validation.peers.moment_kappa`; ∞ when the spectrum is no wider than
-Marchenko–Pastur); α is the Hill+KS power-law exponent of the upper tail
-(`htmp_infer.validation.peers.hill_ks_alpha`, the WeightWatcher α; about 2–4 is
-heavy-tailed,
-larger is random-like, and it is noisy for a few hundred eigenvalues). The last
+Marchenko–Pastur); WW α is the power-law exponent of the upper tail as
+WeightWatcher 0.7.7 computes it (`htmp_infer.validation.hill.hill_ks_alpha`: Hill
+estimator, xmin by minimum KS distance; about 2–4 is heavy-tailed, larger is
+random-like, and it is noisy for a few hundred eigenvalues). The last
 column is the relative Frobenius distance of the trained kernel from its
 initialisation.
 
