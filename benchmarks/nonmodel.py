@@ -231,7 +231,8 @@ def main() -> None:
         f"seed {args.seed}, {secs:.0f} s "
         f"({secs / max(len(records), 1):.0f} s per spectrum)"
     )
-    summarize(records, compared)
+    if compared:
+        summarize(records, compared)
     errors = [r for r in records if "error" in r]
     if errors:
         print(f"{len(errors)} replicate(s) failed (counted as 'error' above):")
