@@ -200,12 +200,12 @@ def scan_layer(
     def quantiles(name: str) -> dict[str, float]:
         x = draws[name]
         # infinite draws (no power-law tail) are order statistics, not averaged
-        method = "linear" if np.isfinite(x).all() else "inverted_cdf"
-        q = (
-            np.quantile(x, [0.05, 0.5, 0.95], method=method)
-            if not np.isnan(x).all()
-            else [np.nan] * 3
-        )
+        if np.isnan(x).all():
+            q = [np.nan] * 3
+        elif np.isfinite(x).all():
+            q = np.quantile(x, [0.05, 0.5, 0.95])
+        else:
+            q = np.quantile(x, [0.05, 0.5, 0.95], method="inverted_cdf")
         return {
             f"{name}_median": float(q[1]),
             f"{name}_q05": float(q[0]),
