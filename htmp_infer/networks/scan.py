@@ -200,6 +200,7 @@ def scan_layer(
     def quantiles(name: str) -> dict[str, float]:
         x = draws[name]
         # infinite draws (no power-law tail) are order statistics, not averaged
+        q: Any
         if np.isnan(x).all():
             q = [np.nan] * 3
         elif np.isfinite(x).all():
