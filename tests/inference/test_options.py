@@ -81,11 +81,13 @@ def test_options_are_checked_once_and_normalised() -> None:
 def test_scan_key_is_stable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Saved layers are reused only under the same key: the key of the default
     options is the one the scans before the shared options wrote (at results
-    version 4; the version is part of the key, so a new version redoes layers)."""
+    version 4 and that version's default models; the version is part of the key,
+    so a new version redoes layers)."""
     import htmp_infer.networks.scan as scan_module
 
     monkeypatch.setattr(scan_module, "RESULTS_VERSION", 4)
-    assert ScanOptions().key() == "d31b7248d41a3486"
+    old_default = ("mp", "htmp", "inverse_htmp", "temperature")  # before hard_edge
+    assert ScanOptions(models=old_default).key() == "d31b7248d41a3486"
     monkeypatch.undo()
     assert ScanOptions().key() != "d31b7248d41a3486"
     same = ScanOptions(models=["mp", "htmp"], seed=np.int64(1))  # type: ignore[arg-type]
