@@ -36,18 +36,21 @@ Priors
   table's box) at ±3 sd: median κ = 1, sd 1.54 (κ in [0.14, 7.2] with 80%
   probability);
 - ``log_relative_edge`` :math:`\log v`: normal with ``EDGE_PRIOR_RANGE`` =
-  [1e-3, 10] at ±3 sd (median 0.1, sd 1.54), inside the table's [1e-5, 10].
-  ``data`` nests ``htmp`` at :math:`v \to 0`; a prior with much mass on edges
-  too weak to change a spectrum makes the two models indistinguishable there
-  (a non-local prior in the sense of Johnson & Rossell, 2010; the confusion
-  benchmark's numbers are in ``docs/model.md``);
+  [1e-8, 10] at ±3 sd (median 3.2e-4, sd 3.45), inside the table's [1e-12, 10].
+  Square weights have smallest eigenvalues 1e-5 to 1e-9 of the mean, so the
+  prior reaches that far. ``data`` nests ``htmp`` at :math:`v \to 0`, so on a
+  spectrum an edge does not change the two models are close in evidence
+  (``docs/model.md``, "Priors");
 - rate :math:`\vartheta`: scale-invariant :math:`d\log\vartheta` (improper),
   sampled as ``log_relative_scale`` :math:`= \log(E/(S_K\vartheta))`, with
-  :math:`S_K` the sum of all but the :math:`K` largest eigenvalues (:math:`K` the
-  spike cap), so that spikes holding most of the trace do not move the origin
-  of the mode search. The prior is flat in this coordinate, so the anchor
-  changes neither the posterior nor the evidence;
-- spikes: :math:`P(k)\propto 2^{-k}`, Gamma(2, 1) Pareto index.
+  :math:`S_K` the sum of all but the :math:`K` largest eigenvalues (:math:`K` =
+  :func:`~htmp_infer.mechanisms.spikes.default_max_spikes`, the first spike cap,
+  whatever the cap in use), so that spikes holding most of the trace do not move
+  the origin of the mode search. The prior is flat in this coordinate, so the
+  anchor changes neither the posterior nor the evidence;
+- spikes: :math:`P(k)\propto 2^{-k}` on :math:`0..L`, Gamma(2, 1) Pareto index;
+  the cap is raised while the posterior presses against it, as in every model
+  (one edge table per shape spans every count to :math:`L`).
 """
 
 from __future__ import annotations
@@ -71,33 +74,46 @@ from htmp_infer.meanfield.data_edge import (
     edge_table,
 )
 from htmp_infer.mechanisms.bulk import as_table, data_edge_bulk
-from htmp_infer.mechanisms.spikes import add_spikes, default_max_spikes, spike_log_prior
+from htmp_infer.mechanisms.spikes import (
+    add_spikes,
+    default_max_spikes,
+    spike_limit,
+    spike_log_prior,
+)
 from htmp_infer.models._common import data_kwargs as _common_data
 from htmp_infer.models._common import observe, spike_counts
-from htmp_infer.models._common import static_kwargs as _common_static
+from htmp_infer.models._common import static_kwargs as static_kwargs
 from htmp_infer.spectrum import Spectrum
 
-#: The edge table is built for one spike cap per shape (``data_edge``): this
-#: model keeps the first cap, and its spike prior stops there.
-SPIKES_ADAPTIVE = False
+#: The spike cap is raised until the posterior leaves it (one edge table per
+#: shape spans every spike count the prior allows).
+SPIKES_ADAPTIVE = True
 
 LOG_KAPPA = (math.log(KAPPA_RANGE[0]), math.log(KAPPA_RANGE[1]))
-#: The prior's box for the relative edge v, inside the table's ``EDGE_RANGE``.
-#: Edges below 1e-3 of the HTMP mean are not told apart from no edge at N <= 1000
-#: unless κ is small (``docs/model.md`` §2, "Priors").
-EDGE_PRIOR_RANGE = (1e-3, EDGE_RANGE[1])
+#: The prior's box for the relative edge v (±3 sd), inside the table's
+#: ``EDGE_RANGE``: square weights have edges down to 1e-9 of the mean
+#: (``docs/model.md`` §2, "Priors").
+EDGE_PRIOR_RANGE = (1e-8, EDGE_RANGE[1])
 LOG_EDGE = (math.log(EDGE_PRIOR_RANGE[0]), math.log(EDGE_PRIOR_RANGE[1]))
+#: Smallest eigenvalue, relative to the mean of the bulk, that the model accepts.
+#: The edge's posterior lies below it; the correction's continuation below the
+#: table is measured to 1% down to v = 1e-20 (``docs/model.md``). Spectra below
+#: it come from κ ≲ 0.15 (an HTMP draw at κ = 0.15, N = 100, M = 200 reaches
+#: 1.7e-21), where the mode search could not reach the posterior anyway.
+MIN_RELATIVE_EIGENVALUE = 1e-20
 #: MCMC sweeps per replicated spectrum (the SBC suite checks they suffice).
 SIM_STEPS = 400
 
 
 def box_prior(bounds: tuple[float, float]) -> dist.Normal:
-    """Normal prior centred on the table's box, with the box at ±3 sd.
+    """Normal prior centred on a box, with the box at ±3 sd.
 
     Smooth everywhere, so the grid's mode search and NUTS never meet a hard wall
     (a truncated prior piles a random-like spectrum's posterior against it, where
-    no optimiser moves). Outside the box (0.27% of the prior mass) the table is
-    held at its edge value: an extrapolation, documented in ``docs/model.md``.
+    no optimiser moves). Outside the table's box the correction is extrapolated
+    (:func:`~htmp_infer.meanfield.data_edge.edge_correction`): held for κ (0.27%
+    of the prior mass) and v > 10 (0.13%), continued to 0 below v = 1e-12
+    (7e-9), as documented in ``docs/model.md``.
     """
     lo, hi = bounds
     return dist.Normal(0.5 * (lo + hi), (hi - lo) / 6.0)
@@ -107,21 +123,40 @@ def _loc_scale(bounds: tuple[float, float]) -> tuple[float, float]:
     return 0.5 * (bounds[0] + bounds[1]), (bounds[1] - bounds[0]) / 6.0
 
 
-def _fixed_cap(spectrum: Spectrum) -> Spectrum:
-    return spectrum.with_max_spikes(default_max_spikes(spectrum.n))
-
-
-def static_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Arguments fixed at compile time (shapes), at the fixed spike cap."""
-    return _common_static(_fixed_cap(spectrum))
+def _anchor(spectrum: Spectrum) -> float:
+    """Sum of all but the ``default_max_spikes(n)`` largest eigenvalues."""
+    n = spectrum.n
+    return float(np.sum(np.sort(spectrum.eigenvalues)[: n - default_max_spikes(n)]))
 
 
 def data_kwargs(spectrum: Spectrum) -> dict[str, Any]:
-    """Traced arguments: the spike statistics and the edge table of this shape."""
+    """Traced arguments: the spike statistics and the edge table of this shape.
+
+    The table spans every spike count to the prior's limit :math:`L` (or the cap,
+    if set above it by hand), so one table serves every cap.
+
+    Raises
+    ------
+    HTMPError
+        When the smallest eigenvalue is below :data:`MIN_RELATIVE_EIGENVALUE` of
+        the mean: the edge's posterior lies below it, where the normaliser's
+        correction is not validated (and the mode search cannot reach it).
+    """
     n = spectrum.n
-    out = _common_data(_fixed_cap(spectrum), limit=default_max_spikes(n))
-    tab = edge_table(n, float(spectrum.n_cols), default_max_spikes(n))
+    relative = float(np.min(spectrum.eigenvalues)) * (n - default_max_spikes(n))
+    relative /= _anchor(spectrum)
+    if relative < MIN_RELATIVE_EIGENVALUE:
+        raise HTMPError(
+            f"the data model cannot be evaluated on {spectrum.name!r}: its smallest "
+            f"eigenvalue is {relative:.1e} of the mean, below "
+            f"{MIN_RELATIVE_EIGENVALUE:.0e}, where the edge's normaliser is not "
+            "validated (docs/model.md)"
+        )
+    out = _common_data(spectrum)
+    cap = default_max_spikes(n) if spectrum.max_spikes is None else spectrum.max_spikes
+    tab = edge_table(n, float(spectrum.n_cols), max(spike_limit(n), cap))
     out["edge"] = {"coef": jnp.asarray(tab.coef), "ratios": jnp.asarray(tab.ratios)}
+    out["anchor"] = jnp.asarray(_anchor(spectrum))
     return out
 
 
@@ -139,6 +174,7 @@ def model(
     *,
     table: dict[str, Array],
     edge: dict[str, Array],
+    anchor: Array,
     sizes: tuple[int, ...],
     n_cols: Array,
 ) -> None:
@@ -155,9 +191,10 @@ def model(
     tab = as_table(sizes, table)
     n = sizes[0]
     energy = kappa * (n_cols - n + 1.0) / 2.0 + kappa * (n - 1.0) / 2.0
-    # anchored on the bulk without the K largest values (K the spike cap), so a
-    # spike holding most of the trace does not push the mode out of the search box
-    rate = numpyro.deterministic("rate", energy / tab.total[-1] * jnp.exp(-log_s))
+    # anchored on the bulk without the K largest values (K the first spike cap),
+    # so a spike holding most of the trace does not push the mode out of the
+    # search box
+    rate = numpyro.deterministic("rate", energy / anchor * jnp.exp(-log_s))
     u = v * _unit_mean(kappa, n, n_cols)  # h' ϑ
     numpyro.deterministic("edge", u / rate)
     r = (n_cols - n + 1.0) / (2.0 * jnp.asarray(sizes, dtype=float))
@@ -208,7 +245,7 @@ def sample_prior(rng: np.random.Generator, n: int) -> dict[str, float]:
     """One draw from the prior (rate fixed at 1: improper)."""
     log_kappa = float(rng.normal(*_loc_scale(LOG_KAPPA)))
     log_v = float(rng.normal(*_loc_scale(LOG_EDGE)))
-    p = np.exp(spike_log_prior(default_max_spikes(n)))
+    p = np.exp(spike_log_prior(spike_limit(n)))
     return {
         "log_kappa": log_kappa,
         "log_relative_edge": log_v,
@@ -223,5 +260,4 @@ def relative_scale(params: dict[str, float], spectrum: Spectrum) -> float:
     """``log_relative_scale`` of parameters ``params`` for ``spectrum``."""
     n, m = spectrum.n, spectrum.n_cols
     energy = params["kappa"] * ((m - n + 1.0) / 2.0 + (n - 1.0) / 2.0)
-    bulk = np.sort(spectrum.eigenvalues)[: n - default_max_spikes(n)]
-    return float(np.log(energy / (float(np.sum(bulk)) * params["rate"])))
+    return float(np.log(energy / (_anchor(spectrum) * params["rate"])))
