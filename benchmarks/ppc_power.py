@@ -27,7 +27,13 @@ import warnings
 import numpy as np
 
 from htmp_infer import Spectrum, fit
-from htmp_infer.inference.predictive import STATISTICS, ppc_pvalue, ppc_pvalues
+from htmp_infer.inference.predictive import (
+    STATISTICS,
+    joint_pvalue,
+    ppc_pvalue,
+    ppc_pvalues,
+    statistics,
+)
 
 N = 384
 #: (name, model, parameters, gamma)
@@ -74,7 +80,7 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     print(f"N = {N}, {args.reps} spectra per pair, flag = ppc_p < 0.05")
-    head = "generator | fitted | flagged | se | " + " | ".join(STATISTICS)
+    head = "generator | fitted | flagged | se | " + " | ".join([*STATISTICS, "joint"])
     print(head)
     for i, (gen, model) in enumerate(PAIRS):
         rng = np.random.default_rng([args.seed, i])
@@ -85,7 +91,10 @@ def main() -> None:
                 draw(rng, gen), model, progress=False, seed=int(rng.integers(2**31))
             )
             flags.append(ppc_pvalue(dt) < 0.05)
-            stats.append(ppc_pvalues(dt).values)
+            obs = statistics(np.asarray(dt["observed_data"].dataset["eigenvalues"]))
+            reps = np.asarray(dt["posterior_predictive"].dataset["eigenvalues"])
+            joint = joint_pvalue(obs, statistics(reps.reshape(-1, reps.shape[-1])))
+            stats.append([*ppc_pvalues(dt).values, joint])
         rate = float(np.mean(flags))
         se = np.sqrt(rate * (1 - rate) / len(flags))
         med = np.median(np.asarray(stats), axis=0)

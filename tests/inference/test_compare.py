@@ -176,12 +176,22 @@ def test_cli_compare_writes_tables_and_fits(tmp_path, capsys) -> None:  # type: 
     import xarray as xr
 
     table = pd.read_csv(tmp_path / "cmp_comparison.csv", index_col=0)
-    assert set(table.index) == {"mp", "htmp", "inverse_htmp", "temperature"}
+    assert set(table.index) == {
+        "mp",
+        "htmp",
+        "hard_edge",
+        "inverse_htmp",
+        "temperature",
+    }
     assert table["weight"].sum() == pytest.approx(1.0, abs=1e-12)
     phases = pd.read_csv(tmp_path / "cmp_phases.csv", index_col=0)
     assert phases["probability"].sum() == pytest.approx(1.0, abs=1e-12)
     tree = xr.open_datatree(out, engine="h5netcdf")
-    assert "fit_htmp" in tree.children and "comparison" in tree.children
+    # every model of weight >= 0.01 is fitted and checked, and no other
+    fitted = {m for m in table.index if table.loc[m, "weight"] >= 0.01}
+    assert {c[4:] for c in tree.children if c.startswith("fit_")} == fitted
+    assert table.loc[list(fitted), "ppc_p"].isna().all()  # --ppc-draws 0
+    assert "comparison" in tree.children
     ident = pd.read_csv(tmp_path / "cmp_identification.csv")
     rows = set(zip(ident["model"], ident["parameter"], strict=True))
     assert rows >= {("htmp", "log_kappa"), ("temperature", "log_tail")}
