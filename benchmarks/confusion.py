@@ -9,7 +9,7 @@ and the reliability of the weights (fraction of candidates that are the truth,
 per bin of their weight). ``--out`` writes one CSV row per replicate.
 
     .venv/bin/python benchmarks/confusion.py --replicates 30 --n 1000 --out c.csv
-    .venv/bin/python benchmarks/confusion.py --truths temperature,data
+    .venv/bin/python benchmarks/confusion.py --truths power_law,data
 
 Each true model has its own seeded stream, so ``--truths`` reruns rows exactly.
 """
@@ -27,7 +27,7 @@ import numpy as np
 from htmp_infer.io import atomic_path
 from htmp_infer.validation.calibration import confusion_matrix, weight_reliability
 
-MODELS = ("mp", "htmp", "inverse_htmp", "temperature", "data")
+MODELS = ("mp", "htmp", "inverse_htmp", "power_law", "data")
 
 
 def main() -> None:

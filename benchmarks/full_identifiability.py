@@ -24,9 +24,9 @@ V the log-Vandermonde. I⁻¹ is the Cramér–Rao bound: the covariance of an e
 estimator, and the Bernstein–von Mises covariance of the posterior. Printed per
 truth (N = 200, M = 400, c = 1): the bound's sd of log κ, log b' and log(h/c) with
 every factor free (``full``), the sds of log κ and log b' when the edge is known
-(the ``temperature`` situation) and of log(h/c) when the tail is known (``data``),
+(the ``power_law`` situation) and of log(h/c) when the tail is known (``data``),
 and the correlation of the two factors' estimates. Compare the sds with the
-priors: log b' has prior sd 1.5 (``temperature``) and log v prior sd 1.54 (``data``).
+priors: log b' has prior sd 1.5 (``power_law``) and log v prior sd 1.54 (``data``).
 
 *Check* (``--check``): at h = 0 the gas is the exact β-prime ensemble, and the
 mean score must equal the gradient of its exact log-normaliser (Selberg–Jacobi,

@@ -30,7 +30,7 @@ from htmp_infer.inference import _grid_rule
 from htmp_infer.inference.evidence import evidence_and_grid
 from htmp_infer.networks.bundle import LayerSpectrum, SpectraBundle
 
-MODELS = ("htmp", "inverse_htmp", "temperature")
+MODELS = ("htmp", "inverse_htmp", "power_law")
 BUNDLE = Path(__file__).resolve().parents[1] / "data" / "minilm_spectra.npz"
 
 

@@ -2,8 +2,8 @@
 simulation.
 
 Spectra are simulated from the priors of ``htmp`` (the nested limit of
-``temperature`` as b' → ∞ and of ``data`` as v → 0) and of the two extended
-models themselves; each is compared under ``htmp``, ``temperature`` and
+``power_law`` as b' → ∞ and of ``data`` as v → 0) and of the two extended
+models themselves; each is compared under ``htmp``, ``power_law`` and
 ``data`` and the verdict of every parameter is counted. On ``htmp`` spectra
 the extra parameter should come out one-sided (``lower bound only`` for
 temperature's log b', ``upper bound only`` for data's log v) in about 98% of
@@ -24,7 +24,7 @@ import pandas as pd
 from htmp_infer import compare
 from htmp_infer.validation.calibration import model_stream, simulate_from_prior
 
-MODELS = ("htmp", "temperature", "data")
+MODELS = ("htmp", "power_law", "data")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ replicate.
 
     .venv/bin/python benchmarks/nonmodel.py                        # R = 10, both shapes
     .venv/bin/python benchmarks/nonmodel.py --reps 2 --shapes 384x384
-    .venv/bin/python benchmarks/nonmodel.py --models mp,htmp,temperature --out n.csv
+    .venv/bin/python benchmarks/nonmodel.py --models mp,htmp,power_law --out n.csv
 """
 
 from __future__ import annotations

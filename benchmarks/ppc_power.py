@@ -8,7 +8,7 @@ generator is the fitted model the flag rate is the false-alarm rate (nominal at
 most 5%; the posterior-predictive p-value is conservative); otherwise it is the
 power, which issue 18 asks to be at least 80% against a different model. A
 fitted model that contains the generator (``hard_edge`` contains ``htmp``;
-``temperature`` contains it as b' -> infinity) cannot be flagged: those pairs
+``power_law`` contains it as b' -> infinity) cannot be flagged: those pairs
 measure false alarms, not power.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/ppc_power.py --reps 20
@@ -45,8 +45,8 @@ GENERATORS = {
         {"kappa": 10.0, "edge_exponent": 0.4},
         1.0,
     ),
-    "temperature b'=2 k=10 gamma=0.25": (
-        "temperature",
+    "power_law b'=2 k=10 gamma=0.25": (
+        "power_law",
         {"kappa": 10.0, "tail": 2.0},
         0.25,
     ),
@@ -59,8 +59,8 @@ PAIRS = (
     ("hard_edge a=0.4 k=10 square", "hard_edge"),
     ("hard_edge a=0.4 k=10 square", "htmp"),
     ("htmp k=5 square", "hard_edge"),
-    ("temperature b'=2 k=10 gamma=0.25", "htmp"),
-    ("temperature b'=2 k=10 gamma=0.25", "temperature"),
+    ("power_law b'=2 k=10 gamma=0.25", "htmp"),
+    ("power_law b'=2 k=10 gamma=0.25", "power_law"),
     ("htmp k=10 gamma=0.25", "inverse_htmp"),
 )
 

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 
 from htmp_infer.validation.calibration import sbc
 
-MODELS = ("htmp", "inverse_htmp", "temperature", "data", "hard_edge")
+MODELS = ("htmp", "inverse_htmp", "power_law", "data", "hard_edge")
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
-"""Does the ``temperature`` model's reading follow a manipulated SGD temperature?
+"""Does the ``power_law`` model's reading follow a manipulated SGD temperature?
 
 Issue 18 asks for a test of the mechanism name on a network trained here: vary
 the SGD noise temperature lr/B (learning rate over batch size) over at least three
-settings, fit every trained layer, and see whether the ``temperature`` model's
+settings, fit every trained layer, and see whether the ``power_law`` model's
 reading moves monotonically with it; if it does not, the model is named after its
 shape instead (power-law confinement).
 
@@ -16,20 +16,20 @@ the initial weights, as a reference with no training), in one process:
    WeightWatcher 0.7.7's α of them (:func:`htmp_infer.validation.hill.hill_ks_alpha`,
    the scan's ``hill_alpha``);
 2. :func:`htmp_infer.compare` of ``mp, htmp, inverse_htmp, temperature`` (and
-   ``hard_edge`` when the model registry has it) with ``fit_models=["temperature"]``
+   ``hard_edge`` when the model registry has it) with ``fit_models=["power_law"]``
    (grid draws, ``--draws``, no posterior-predictive draws): the model weights, and
-   the ``temperature`` posterior's median and 90% interval of ``tail`` (b′),
-   ``alpha_tail`` (b′ + 1, the upper-tail exponent), ``temperature_power`` (ρm/2)
+   the ``power_law`` posterior's median and 90% interval of ``tail`` (b′),
+   ``alpha_tail`` (b′ + 1, the upper-tail exponent), ``confinement_power`` (ρm/2)
    and ``kappa``, with the identification verdict of ``log_tail``.
 
-Then, per layer and reading (``temperature_power``, ``tail``, and for reference
+Then, per layer and reading (``confinement_power``, ``tail``, and for reference
 ``kappa`` and WeightWatcher's α), across the trained settings ordered by lr/B:
 the Spearman correlation of the medians with lr/B, whether the medians are
 strictly monotone, and whether the 90% intervals of the two extreme settings are
 disjoint. The reading "moves monotonically with the temperature, beyond the
 posterior uncertainty" when both hold (with four settings |ρ| = 1; the exact
 one-sided permutation p-value of ρ = 1 is 1/24). The HT-SR expectation is a
-heavier upper tail at higher temperature: ``tail`` and ``temperature_power``
+heavier upper tail at higher temperature: ``tail`` and ``confinement_power``
 falling as lr/B rises.
 
 Run (about 5 min in all on one shared core: 15 spectra, each compiled size
@@ -57,9 +57,9 @@ from htmp_infer import Spectrum, compare
 from htmp_infer.models import REGISTRY
 from htmp_infer.validation.hill import hill_ks_alpha
 
-BASE_MODELS = ("mp", "htmp", "inverse_htmp", "temperature")
-READINGS = ("tail", "alpha_tail", "temperature_power", "kappa")
-TESTED = ("temperature_power", "tail", "kappa", "hill_alpha")
+BASE_MODELS = ("mp", "htmp", "inverse_htmp", "power_law")
+READINGS = ("tail", "alpha_tail", "confinement_power", "kappa")
+TESTED = ("confinement_power", "tail", "kappa", "hill_alpha")
 LEVEL = 0.90
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "batch_size"
 
@@ -101,7 +101,7 @@ def initial_kernels(data: Path) -> dict[str, np.ndarray] | None:
 def one_spectrum(
     kernel: np.ndarray, name: str, *, draws: int, seed: int
 ) -> dict[str, object]:
-    """Weights, ``temperature`` readings and WeightWatcher's α of one kernel."""
+    """Weights, ``power_law`` readings and WeightWatcher's α of one kernel."""
     spectrum = Spectrum.from_matrix(np.asarray(kernel, dtype=np.float64), name=name)
     row: dict[str, object] = {"N": spectrum.n, "gamma": spectrum.gamma}
     row["hill_alpha"] = hill_ks_alpha(spectrum.eigenvalues).alpha
@@ -111,7 +111,7 @@ def one_spectrum(
         comp = compare(
             spectrum,
             models(),
-            fit_models=["temperature"],
+            fit_models=["power_law"],
             progress=False,
             seed=seed,
             draws=draws,
@@ -121,7 +121,7 @@ def one_spectrum(
     for m, w in comp.table["weight"].items():
         row[f"w_{m}"] = float(w)
     row["best"] = comp.best
-    post = comp.fits["temperature"]["posterior"]
+    post = comp.fits["power_law"]["posterior"]
     lo, hi = (1 - LEVEL) / 2, (1 + LEVEL) / 2
     for var in READINGS:
         x = np.asarray(post[var]).ravel()
@@ -130,7 +130,7 @@ def one_spectrum(
             float(q) for q in np.quantile(x, [lo, hi])
         )
     ident = comp.identification
-    sel = ident[(ident["model"] == "temperature") & (ident["parameter"] == "log_tail")]
+    sel = ident[(ident["model"] == "power_law") & (ident["parameter"] == "log_tail")]
     row["tail_verdict"] = str(sel["verdict"].iloc[0]) if len(sel) else "n/a"
     return row
 
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"layer": layer, "label": label, "lr_over_B": lrb, **row})
             print(
                 f"  {layer} {label}: best {row['best']}, "
-                f"ρm/2 {interval(pd.Series(row), 'temperature_power')}, "
+                f"ρm/2 {interval(pd.Series(row), 'confinement_power')}, "
                 f"b′ {interval(pd.Series(row), 'tail')} [{row['seconds']:.0f} s]",
                 flush=True,
             )

@@ -140,7 +140,7 @@ NB03 = [
         "# not at the root: exact draws from each model's prior\n"
         "from htmp_infer.validation.calibration import simulate_from_prior\n\n"
         "N, GAMMA, SEED = 200, 0.5, 3\n"
-        "MODELS = ['mp', 'htmp', 'inverse_htmp', 'temperature']"
+        "MODELS = ['mp', 'htmp', 'inverse_htmp', 'power_law']"
     ),
     new_code_cell(
         "rng = np.random.default_rng(SEED)\n"
@@ -157,14 +157,14 @@ NB03 = [
     new_markdown_cell("The phase posterior of each spectrum (from the `htmp` fit):"),
     new_code_cell("pd.DataFrame(phases).T.round(3)"),
     new_markdown_cell(
-        "What each spectrum identifies in the `temperature` model. A tail index "
+        "What each spectrum identifies in the `power_law` model. A tail index "
         "with a *lower bound only* is one the spectrum cannot tell from the "
         "model's HTMP limit b' → ∞; read it with the weights above "
         "(`docs/model.md` §3)."
     ),
     new_code_cell(
         "ident = pd.concat(idents, names=['truth']).reset_index(level=0)\n"
-        "ident = ident[ident['model'] == 'temperature']\n"
+        "ident = ident[ident['model'] == 'power_law']\n"
         "ident[['truth', 'parameter', 'contraction', 'verdict']].round(3)"
     ),
 ]

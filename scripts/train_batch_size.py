@@ -435,7 +435,7 @@ def render_readme(
 Weights of one small network trained here, offline, at several batch sizes and
 one learning rate, to test whether eigenvalue repulsion κ falls as the batch size
 shrinks (as reported for MiniAlexNet on CIFAR-10: batch 1000 → κ = ∞, 250 → 5.5,
-100 → 2.3), and whether the `temperature` model's reading follows the SGD noise
+100 → 2.3), and whether the `power_law` model's reading follows the SGD noise
 temperature lr/B (`benchmarks/temperature_manipulation.py`).
 
 Produced by (wall time {{WALL}} s on {platform.machine()} CPU, jax {jax.__version__},

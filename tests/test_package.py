@@ -117,4 +117,4 @@ def test_models_live_in_the_namespace(tmp_path):
     assert bare.returncode != 0 and "Error" in bare.stderr
     proc = _run("import htmp_infer.models as m; print(sorted(m.REGISTRY))", tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "htmp" in proc.stdout and "temperature" in proc.stdout
+    assert "htmp" in proc.stdout and "power_law" in proc.stdout

@@ -202,7 +202,7 @@ def axis_radii(
     Radii 8, 16, ..., 256 are probed on both sides of the mode; each direction gets
     the smallest radius at which the integrand is ``BORDER_DROP`` nats below the
     mode on both sides. Posteriors with a prior-dominated direction (a likelihood
-    plateau, as ``temperature`` has towards its HTMP limit) need a long box in that
+    plateau, as ``power_law`` has towards its HTMP limit) need a long box in that
     direction only.
     """
     d = mode.size

@@ -58,7 +58,7 @@ from htmp_infer.spectrum import Spectrum
 
 __all__ = ["Comparison", "compare", "weights_of"]
 
-DEFAULT_MODELS = ("mp", "htmp", "hard_edge", "inverse_htmp", "temperature")
+DEFAULT_MODELS = ("mp", "htmp", "hard_edge", "inverse_htmp", "power_law")
 
 
 @dataclass
@@ -124,7 +124,7 @@ def compare(
         The observed spectrum.
     models : sequence of str, optional
         Models to compare; default :data:`DEFAULT_MODELS` (``mp, htmp, hard_edge,
-        inverse_htmp, temperature``).
+        inverse_htmp, power_law``).
     fit_models : sequence of str
         Models whose posterior DataTrees are also returned; every model with a
         weight of at least 0.01 is fitted anyway, with its own

@@ -9,7 +9,7 @@ read from four features that every mechanism model has at every aspect ratio
   as :math:`\infty`: its lower edge is soft); otherwise it is the shape's tie
   :func:`tied_edge_exponent`;
 - ``alpha_tail`` :math:`\alpha`: the upper-tail density :math:`\lambda^{-\alpha}`,
-  reported by the models that have one (``temperature``: :math:`b'+1`;
+  reported by the models that have one (``power_law``: :math:`b'+1`;
   ``inverse_htmp``: :math:`1+\delta`), :math:`\infty` for an exponential edge;
 - ``kappa``: the bulk's distance from Marchenko–Pastur (``mp`` reports
   :math:`\kappa = N`, the real Gaussian matrix);

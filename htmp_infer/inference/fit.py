@@ -28,12 +28,21 @@ from htmp_infer.spectrum import Spectrum
 __all__ = ["as_spectrum", "check_model", "fit"]
 
 
+#: Old model names, with the name each now has.
+RENAMED = {"temperature": "power_law"}
+
+
 def check_model(model: object, what: str = "model") -> str:
     """``model`` if it names a registered model, else :class:`ArgumentError`."""
     known = available_models()
     if not isinstance(model, str):
         raise ArgumentError(
             f"{what} must be a model name (str), got {type(model).__name__}"
+        )
+    if model in RENAMED:
+        raise ArgumentError(
+            f"{what} {model!r} is now called {RENAMED[model]!r} (named after the "
+            "shape it fits; docs/model.md)"
         )
     if model not in known:
         raise ArgumentError(

@@ -29,7 +29,7 @@ distance (3.3 if prior and likelihood are equally wide). The verdicts:
   at most half the prior's);
 - ``upper bound only`` / ``lower bound only``: one side free. This is how a
   mechanism that the spectrum cannot tell from its absence looks: the ``data``
-  edge v → 0 and the ``temperature`` tail index b' → ∞ are their models'
+  edge v → 0 and the ``power_law`` tail index b' → ∞ are their models'
   HTMP limits;
 - ``prior-dominated``: both sides free (the likelihood is flat over the grid);
 - ``weakly identified``: both sides bounded but :math:`c_j < 0.75`;

@@ -14,7 +14,7 @@ phase) comes from a model the data support, never from a model by convention:
    (:func:`htmp_infer.inference.phases.averaged_phases`);
 4. the upper-tail exponent :math:`\alpha` is the reading model's ``alpha_top``
    (:mod:`htmp_infer.inference.features`): the spikes' Pareto index + 1 in the
-   draws with spikes, the bulk's tail exponent in the others (``temperature``:
+   draws with spikes, the bulk's tail exponent in the others (``power_law``:
    :math:`b'+1`, ``inverse_htmp``: :math:`1+\delta`; :math:`\infty` for the
    models with an exponential upper edge); ``alpha_source`` says which.
 """

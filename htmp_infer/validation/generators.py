@@ -1,6 +1,6 @@
 r"""Weight matrices from generators that are *not* the fitted models.
 
-The mechanism models (``mp``, ``htmp``, ``inverse_htmp``, ``temperature``, ...) are
+The mechanism models (``mp``, ``htmp``, ``inverse_htmp``, ``power_law``, ...) are
 β-Laguerre Coulomb gases. To test what the comparison says about matrices that
 none of them generated, this module draws weight matrices :math:`W` from simple,
 well-understood laws:

@@ -12,6 +12,7 @@ import pytest
 from numpyro.infer.util import log_density
 from scipy import integrate
 
+import htmp_infer as hi
 from htmp_infer import Spectrum
 from htmp_infer.cli.app import main
 from htmp_infer.ensembles.sampling import sample_htmp
@@ -83,15 +84,15 @@ def test_mp_evidence_is_the_exact_sum(spectrum: Spectrum) -> None:
 
 
 @pytest.mark.slow
-def test_temperature_grid_agrees_with_importance_sampling(spectrum: Spectrum) -> None:
+def test_power_law_grid_agrees_with_importance_sampling(spectrum: Spectrum) -> None:
     """3-D trapezoid grid vs an independent Student-t importance sampler."""
     from htmp_infer.inference import evidence
 
-    ev = log_evidence(spectrum, "temperature")
-    names, value_grad, batch = evidence._potential_fns("temperature", spectrum)
+    ev = log_evidence(spectrum, "power_law")
+    names, value_grad, batch = evidence._potential_fns("power_law", spectrum)
     mode = evidence._mode(value_grad, batch, len(names), 0, 2)
     chol = evidence._whitening(value_grad, mode)
-    is_ev, _ = evidence._importance("temperature", batch, mode, chol, seed=1)
+    is_ev, _ = evidence._importance("power_law", batch, mode, chol, seed=1)
     assert ev.dim == 3
     # 4 IS standard errors plus the grid error estimate: false failure < 1e-4.
     assert abs(ev.log_evidence - is_ev.log_evidence) < 4 * is_ev.error + ev.error
@@ -109,10 +110,10 @@ def test_flood_filled_grid_equals_the_whole_box(spectrum: Spectrum, monkeypatch)
     """
     from htmp_infer.inference import _grid_rule
 
-    pruned = log_evidence(spectrum, "temperature")
+    pruned = log_evidence(spectrum, "power_law")
     monkeypatch.setattr(_grid_rule, "FLOOD", math.inf)
     monkeypatch.setattr(_grid_rule, "PRUNE", math.inf)
-    whole = log_evidence(spectrum, "temperature")
+    whole = log_evidence(spectrum, "power_law")
     assert abs(pruned.log_evidence - whole.log_evidence) < 1e-6
     assert abs(pruned.error - whole.error) < 1e-6
     assert pruned.evaluations < 0.7 * whole.evaluations
@@ -181,7 +182,7 @@ def test_cli_compare_writes_tables_and_fits(tmp_path, capsys) -> None:  # type: 
         "htmp",
         "hard_edge",
         "inverse_htmp",
-        "temperature",
+        "power_law",
     }
     assert table["weight"].sum() == pytest.approx(1.0, abs=1e-12)
     phases = pd.read_csv(tmp_path / "cmp_phases.csv", index_col=0)
@@ -194,7 +195,7 @@ def test_cli_compare_writes_tables_and_fits(tmp_path, capsys) -> None:  # type: 
     assert "comparison" in tree.children
     ident = pd.read_csv(tmp_path / "cmp_identification.csv")
     rows = set(zip(ident["model"], ident["parameter"], strict=True))
-    assert rows >= {("htmp", "log_kappa"), ("temperature", "log_tail")}
+    assert rows >= {("htmp", "log_kappa"), ("power_law", "log_tail")}
     assert "log_relative_scale" not in set(ident["parameter"])
     assert "contraction" in text and "verdict" in text
 
@@ -310,3 +311,15 @@ def test_one_compiled_program_serves_every_aspect_ratio() -> None:
     wrong = dict(data_b, n_cols=data_a["n_cols"])
     x = jnp.array([0.3])
     assert abs(float(value_grad(x, wrong)[0] - value_grad(x, data_b)[0])) > 10.0
+
+
+def test_the_old_model_name_says_the_new_one() -> None:
+    """``temperature`` was renamed ``power_law`` (named after its shape): asking
+    for it is a one-line ArgumentError that names the new key, before any work."""
+    from htmp_infer.errors import ArgumentError
+
+    spectrum = hi.simulate(4.0, gamma=0.5, n=30, seed=0)
+    with pytest.raises(ArgumentError, match="now called 'power_law'"):
+        hi.compare(spectrum, ["htmp", "temperature"])
+    with pytest.raises(ArgumentError, match="now called 'power_law'"):
+        hi.fit(spectrum, "temperature")

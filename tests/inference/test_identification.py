@@ -43,17 +43,17 @@ def test_a_product_is_reported_when_the_factors_are_not() -> None:
 def test_htmp_and_temperature_on_an_htmp_spectrum() -> None:
     """κ is identified; the temperature tail index has a lower bound only.
 
-    An HTMP spectrum is `temperature`'s limit b' → ∞: its likelihood is flat
+    An HTMP spectrum is `power_law`'s limit b' → ∞: its likelihood is flat
     there, so only the prior ends the grid on that side.
     """
     lam = np.sort(sample_htmp(1, 200, 6.0, gamma=0.5))
     spec = Spectrum.from_eigenvalues(lam, gamma=0.5)
-    result = compare(spec, ["htmp", "temperature"], draws=100, ppc_draws=0)
+    result = compare(spec, ["htmp", "power_law"], draws=100, ppc_draws=0)
     ident = result.identification.set_index(["model", "parameter"])
     assert ident.loc[("htmp", "log_kappa"), "verdict"] == "identified"
     assert ident.loc[("htmp", "log_kappa"), "contraction"] > 0.99
-    assert ident.loc[("temperature", "log_kappa"), "verdict"] == "identified"
-    assert ident.loc[("temperature", "log_tail"), "verdict"] == "lower bound only"
+    assert ident.loc[("power_law", "log_kappa"), "verdict"] == "identified"
+    assert ident.loc[("power_law", "log_tail"), "verdict"] == "lower bound only"
     # the improper scale prior is never listed
     assert "log_relative_scale" not in ident.index.get_level_values("parameter")
 
@@ -75,7 +75,7 @@ def test_quantiles_of_weighted_draws_without_cell_width() -> None:
 
 
 def test_identification_reports_a_product_the_factors_cannot_give() -> None:
-    """A `temperature` posterior pinned on log κ + log b' = 3 (sd 0.05), flat
+    """A `power_law` posterior pinned on log κ + log b' = 3 (sd 0.05), flat
     along the line: each coordinate is only bounded by its prior, the sum is
     identified and reported as a row."""
     from htmp_infer.inference.evidence import Evidence, GridPosterior
@@ -93,10 +93,10 @@ def test_identification_reports_a_product_the_factors_cannot_give() -> None:
         - 0.5 * (dd / 0.05) ** 2
     )
     w = np.exp(logw - logw.max())
-    ev = Evidence("temperature", 0.0, 0.0, 3, "trapezoid grid", len(w))
+    ev = Evidence("power_law", 0.0, 0.0, 3, "trapezoid grid", len(w))
     names = ["log_kappa", "log_tail", "log_relative_scale"]
     grid = GridPosterior(names, pts, w / w.sum(), np.array([0.02, 0.02, 0.01]), ev)
-    ident = identification(spec, {"temperature": grid}).set_index("parameter")
+    ident = identification(spec, {"power_law": grid}).set_index("parameter")
     assert ident.loc["log_kappa", "verdict"] == "prior-dominated"
     assert ident.loc["log_tail", "verdict"] == "prior-dominated"
     combo = ident.loc["log_kappa + log_tail"]
@@ -119,8 +119,8 @@ def test_no_combination_rows_between_identified_coordinates() -> None:
     quad = (aa**2 - 2 * rho * aa * bb + bb**2) / (sd**2 * (1 - rho**2))
     w = np.exp(-0.5 * quad)
     pts = np.column_stack([aa + 1.5, bb + 1.0, np.zeros_like(aa)])
-    ev = Evidence("temperature", 0.0, 0.0, 3, "trapezoid grid", len(w))
+    ev = Evidence("power_law", 0.0, 0.0, 3, "trapezoid grid", len(w))
     names = ["log_kappa", "log_tail", "log_relative_scale"]
     grid = GridPosterior(names, pts, w / w.sum(), np.array([0.006, 0.006, 0.01]), ev)
-    ident = identification(spec, {"temperature": grid})
+    ident = identification(spec, {"power_law": grid})
     assert list(ident["verdict"]) == ["identified", "identified"]

@@ -59,7 +59,7 @@ def test_classify_boundaries(
 @pytest.mark.parametrize("gamma", [0.05, 0.3255, 0.75, 1.0])
 def test_no_phase_is_impossible_at_any_gamma(gamma: float) -> None:
     """Every phase has feature values that the default models can reach at this
-    gamma: the edge exponent is free in hard_edge, alpha in temperature, kappa in
+    gamma: the edge exponent is free in hard_edge, alpha in power_law, kappa in
     all gas models; the features themselves do not involve gamma."""
     n = 384
     n_cols = n / gamma

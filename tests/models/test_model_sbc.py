@@ -35,7 +35,7 @@ N, GAMMA = 100, 0.5
     [
         ("htmp", 100),
         ("inverse_htmp", 100),
-        ("temperature", 40),
+        ("power_law", 40),
         ("data", 60),
         ("hard_edge", 100),
     ],

@@ -276,12 +276,12 @@ def test_cli_lists_the_layers_whose_best_model_is_not_identified() -> None:
     table = pd.DataFrame(
         {
             "layer": ["a", "b", "c"],
-            "best_model": ["temperature", "htmp", "data"],
+            "best_model": ["power_law", "htmp", "data"],
             "best_not_identified": ["log_tail: lower bound only", None, ""],
         }
     )
     assert unidentified_lines(table) == [
-        "not identified in a (temperature): log_tail: lower bound only"
+        "not identified in a (power_law): log_tail: lower bound only"
     ]
     # read back from scan.csv, an all-empty column is all NaN
     empty = table.assign(best_not_identified=float("nan"))
@@ -295,7 +295,7 @@ def test_best_not_identified_lists_only_the_best_model_s_open_parameters() -> No
 
     ident = pd.DataFrame(
         {
-            "model": ["htmp", "temperature", "temperature", "temperature"],
+            "model": ["htmp", "power_law", "power_law", "power_law"],
             "parameter": ["log_kappa", "log_kappa", "log_tail", "log_kappa + log_tail"],
             "verdict": [
                 "upper bound only",
@@ -305,7 +305,7 @@ def test_best_not_identified_lists_only_the_best_model_s_open_parameters() -> No
             ],
         }
     )
-    assert _not_identified(ident, "temperature") == "log_tail: lower bound only"
+    assert _not_identified(ident, "power_law") == "log_tail: lower bound only"
     assert _not_identified(ident, "htmp") == "log_kappa: upper bound only"
     assert _not_identified(ident, "mp") == ""
 

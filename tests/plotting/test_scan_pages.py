@@ -36,7 +36,7 @@ from htmp_infer.plotting.pages import (
     split_pages,
 )
 
-MODELS = ("mp", "htmp", "temperature", "hard_edge")
+MODELS = ("mp", "htmp", "power_law", "hard_edge")
 _KINDS = {
     "attention.self.query": "attention_q",
     "attention.self.key": "attention_k",
@@ -336,21 +336,21 @@ def test_the_grid_draws_each_layers_reading_model(tmp_path, monkeypatch):
     """The fit of ``reading_model``; the HTMP density only for ``htmp`` fits; a
     layer without a fit is named under the title."""
     names = ["a.query.weight", "b.key.weight", "c.value.weight", "d.dense.weight"]
-    htmp, temp, mp = (fake_fits(names, m) for m in ("htmp", "temperature", "mp"))
+    htmp, temp, mp = (fake_fits(names, m) for m in ("htmp", "power_law", "mp"))
     layers = {
         "a.query.weight": xr.DataTree.from_dict(
-            {"/fit_htmp": htmp[names[0]], "/fit_temperature": temp[names[0]]}
+            {"/fit_htmp": htmp[names[0]], "/fit_power_law": temp[names[0]]}
         ),
         "b.key.weight": xr.DataTree.from_dict(
-            {"/fit_htmp": htmp[names[1]], "/fit_temperature": temp[names[1]]}
+            {"/fit_htmp": htmp[names[1]], "/fit_power_law": temp[names[1]]}
         ),
         "c.value.weight": xr.DataTree.from_dict({"/fit_mp": mp[names[2]]}),
         "d.dense.weight": xr.DataTree(),
     }
-    layers["a.query.weight"].attrs["reading_model"] = "temperature"
+    layers["a.query.weight"].attrs["reading_model"] = "power_law"
     chosen = {n: scan_plots.layer_fit(t) for n, t in layers.items()}
     assert [None if f is None else f.attrs["model"] for f in chosen.values()] == [
-        "temperature",  # its reading model
+        "power_law",  # its reading model
         "htmp",  # no reading_model attribute (a scan of before): htmp
         "mp",  # the only fit
         None,
@@ -360,7 +360,7 @@ def test_the_grid_draws_each_layers_reading_model(tmp_path, monkeypatch):
     try:
         titles = [ax.get_title() for ax in fig.axes]
         k = float(np.median(temp[names[0]]["posterior"]["kappa"]))
-        assert titles[0] == f"a.query.weight\ntemperature: κ≈{k:.3g}"
+        assert titles[0] == f"a.query.weight\npower_law: κ≈{k:.3g}"
         assert titles[1].startswith("b.key.weight\nhtmp: κ≈")
         assert titles[2] == "c.value.weight\nmp"
         red = [len(ax.collections) for ax in fig.axes]  # the density band

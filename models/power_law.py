@@ -1,4 +1,13 @@
-r"""Temperature: power-law confinement from a tempered marginal likelihood.
+r"""Power-law confinement (``power_law``): a β-prime gas with a power-law upper tail.
+
+The model was called ``temperature``, after the Master Model's tempered
+likelihood it was derived from (below). It was renamed after its shape, because
+no test shows that it measures the training temperature: on a network trained
+here at four batch sizes (the SGD temperature lr/B over a factor 64) its
+reading :math:`\rho m/2` does not move monotonically with lr/B beyond its
+uncertainty in any layer (``benchmarks/temperature_manipulation.py``,
+``docs/validation.md``). Asking for ``temperature`` is an error that names the
+new key.
 
 Generative story
 ----------------
@@ -19,7 +28,7 @@ with the hard-edge exponent :math:`a = \beta(M-N+1)/2` of the matrix shape, plus
 :math:`\lambda^{-b'-1}`: ``alpha_tail`` :math:`= b'+1`.
 
 Identifiability: only the product :math:`\rho m/2` (reported as
-``temperature_power``) enters; the temperature ratio :math:`\rho` and the number
+``confinement_power``) enters; the temperature ratio :math:`\rho` and the number
 of outputs :math:`m` cannot be told apart from one spectrum, so neither is
 reported alone.
 
@@ -80,9 +89,9 @@ def model(
     sizes: tuple[int, ...],
     n_cols: Array,
 ) -> None:
-    """The temperature NumPyro program (spike count summed out)."""
+    """The power-law confinement NumPyro program (spike count summed out)."""
     if eigenvalues is None:
-        raise HTMPError("the temperature model needs the observed eigenvalues")
+        raise HTMPError("the power_law model needs the observed eigenvalues")
     log_kappa = numpyro.sample("log_kappa", dist.Normal(LOG_KAPPA_LOC, LOG_KAPPA_SCALE))
     log_tail = numpyro.sample("log_tail", dist.Normal(LOG_TAIL_LOC, LOG_TAIL_SCALE))
     log_s = numpyro.sample(
@@ -114,7 +123,7 @@ def postprocess(
     return {
         "n_spikes": k,
         "alpha_tail": tail + 1.0,
-        "temperature_power": a + tail + beta * (n - 1.0),
+        "confinement_power": a + tail + beta * (n - 1.0),
         "kappa_over_gamma": kappa / spectrum.gamma,
     }
 
