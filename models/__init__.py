@@ -18,7 +18,7 @@ REGISTRY = {
     "mp": "htmp_infer.models.mp",
     "htmp": "htmp_infer.models.htmp",
     "inverse_htmp": "htmp_infer.models.inverse_htmp",
-    "temperature": "htmp_infer.models.temperature",
+    "power_law": "htmp_infer.models.power_law",
     "data": "htmp_infer.models.data",
     "hard_edge": "htmp_infer.models.hard_edge",
 }
