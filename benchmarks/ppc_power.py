@@ -30,6 +30,7 @@ from htmp_infer import Spectrum, fit
 from htmp_infer.inference.predictive import (
     STATISTICS,
     joint_pvalue,
+    likelihood_pvalue,
     ppc_pvalue,
     ppc_pvalues,
     statistics,
@@ -80,7 +81,9 @@ def main() -> None:
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     print(f"N = {N}, {args.reps} spectra per pair, flag = ppc_p < 0.05")
-    head = "generator | fitted | flagged | se | " + " | ".join([*STATISTICS, "joint"])
+    head = "generator | fitted | flagged | se | " + " | ".join(
+        [*STATISTICS, "joint", "likelihood"]
+    )
     print(head)
     for i, (gen, model) in enumerate(PAIRS):
         rng = np.random.default_rng([args.seed, i])
@@ -94,7 +97,7 @@ def main() -> None:
             obs = statistics(np.asarray(dt["observed_data"].dataset["eigenvalues"]))
             reps = np.asarray(dt["posterior_predictive"].dataset["eigenvalues"])
             joint = joint_pvalue(obs, statistics(reps.reshape(-1, reps.shape[-1])))
-            stats.append([*ppc_pvalues(dt).values, joint])
+            stats.append([*ppc_pvalues(dt).values, joint, likelihood_pvalue(dt)])
         rate = float(np.mean(flags))
         se = np.sqrt(rate * (1 - rate) / len(flags))
         med = np.median(np.asarray(stats), axis=0)
