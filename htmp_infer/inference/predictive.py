@@ -247,13 +247,21 @@ def ppc_pvalues(fit: xr.DataTree) -> xr.DataArray:
 def ppc_pvalue(fit: xr.DataTree) -> float:
     r"""Posterior-predictive p-value of a fit: does the model reproduce it?
 
-    The check is the log-likelihood discrepancy (:func:`likelihood_pvalue`): the
-    likelihood ratio is the most powerful statistic against any alternative, so
-    it is used as the omnibus, and the five feature statistics
-    (:func:`ppc_pvalues`) say *which* feature fails. When the likelihood check
-    cannot be made (too few representable replicates), the feature statistics
-    decide: the smaller of their Bonferroni-combined and joint
-    (:func:`joint_pvalue`) p-values, times two.
+    Three checks, each with power where the others lack it, combined by
+    Bonferroni (the smallest p-value times their number, capped at 1):
+
+    - the log-likelihood discrepancy (:func:`likelihood_pvalue`): a spectrum
+      outside the model's typical set, whatever the direction (it sees a
+      neighbouring model's lower edge);
+    - the five feature statistics one by one (:func:`statistic_pvalues`,
+      Bonferroni over the five): a spectrum in the typical set's level but with
+      the wrong shape (the wrong family);
+    - the five jointly (:func:`joint_pvalue`): features that are each plausible
+      but not together.
+
+    Without a likelihood check (too few representable replicates) the other
+    two decide. :func:`ppc_pvalues` gives the features' own p-values (which
+    feature fails).
 
     Returns
     -------
@@ -263,12 +271,12 @@ def ppc_pvalue(fit: xr.DataTree) -> float:
         power against the other models are measured by
         ``benchmarks/ppc_power.py`` (``docs/validation.md``).
     """
-    lik = likelihood_pvalue(fit)
-    if np.isfinite(lik):
-        return lik
     obs = statistics(np.asarray(fit["observed_data"].dataset["eigenvalues"]))
     reps = np.asarray(fit["posterior_predictive"].dataset["eigenvalues"])
     rep = statistics(reps.reshape(-1, reps.shape[-1]))
     each = statistic_pvalues(obs, rep)
-    single = min(1.0, each.size * float(each.min()))
-    return float(min(1.0, 2.0 * min(single, joint_pvalue(obs, rep))))
+    parts = [min(1.0, each.size * float(each.min())), joint_pvalue(obs, rep)]
+    lik = likelihood_pvalue(fit)
+    if np.isfinite(lik):
+        parts.append(lik)
+    return float(min(1.0, len(parts) * min(parts)))
