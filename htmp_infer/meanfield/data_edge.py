@@ -93,7 +93,7 @@ KAPPA_RANGE = (0.01, 100.0)
 EDGE_RANGE = (1e-12, 10.0)
 #: Hard-edge ratios tabulated per shape (even in log r from k = 0 to k = L).
 RATIO_NODES = 4
-_NODES = (24, 28)  # Chebyshev–Lobatto nodes in log κ and log v
+_NODES = (32, 28)  # Chebyshev–Lobatto nodes in log κ and log v
 _VERSION = "htmp-infer-data-edge/2"
 
 
@@ -102,7 +102,7 @@ class EdgeTable(NamedTuple):
 
     Attributes
     ----------
-    coef : ndarray, shape (2 R, 24, 28)
+    coef : ndarray, shape (2 R, 32, 28)
         :math:`D(r_j)` (row :math:`2j`) and :math:`\\partial_aD(r_j)` (row
         :math:`2j+1`), :math:`j < R` = :data:`RATIO_NODES`, in the Chebyshev basis
         of :math:`(\\log\\kappa, \\log v)` mapped to :math:`[-1, 1]^2`.
@@ -237,7 +237,7 @@ def edge_table(
 
     The ``data`` model passes the most spikes its prior allows (or a larger cap
     set by hand), so that one table serves every spike cap the adaptive choice
-    can reach. Built on first use (24 × 28 × :data:`RATIO_NODES` mean-field
+    can reach. Built on first use (32 × 28 × :data:`RATIO_NODES` mean-field
     solves, a few minutes, with a progress bar on a terminal; ``progress`` forces
     it on or off) and then read from the disk cache.
     """
