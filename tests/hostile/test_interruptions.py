@@ -58,6 +58,10 @@ def _bundle() -> SpectraBundle:
     return SpectraBundle(layers, [], "interruptions", {})
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(
     cwd: Path, out: str, *extra: str, warm: bool = False
 ) -> subprocess.Popen[str]:
@@ -77,6 +81,10 @@ def _start(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as launched from a shell: SIGINT at its default, even when this test
+        # process inherited it ignored (an in-process pool elsewhere in the
+        # session, or xdist); `handling` rightly leaves an ignored SIGINT alone
+        preexec_fn=_default_sigint,
     )
 
 
